@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make report` and `make test` (each sets everything up).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+KERNEL := love-reliability
+
+.PHONY: setup system-deps report test test-fast lab bench clean-notebooks clean
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@sh scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (love-reliability)" >/dev/null
+	touch $(STAMP)
+
+## The main job: the monitoring proof report on the bundled history.
+report: setup
+	$(BIN)/reliability demo
+
+## Every test: pytest, the promtool rule tests, nbval over the notebooks.
+test: setup
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
+		-p no:cacheprovider tests notebooks
+
+## Pure tests only (no Prometheus), for quick edits.
+test-fast: setup
+	LOVE_TEST_NO_PROMETHEUS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests
+
+## JupyterLab with this project's kernel and the notebooks ready to run.
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+## Strip incidental outputs before committing; keeps the nbval golden cells' outputs.
+clean-notebooks:
+	$(BIN)/python scripts/strip_notebooks.py notebooks/*.ipynb
+
+clean:
+	rm -rf $(VENV) reports build *.egg-info

@@ -1,0 +1,76 @@
+"""Data-quality preflight: what in the window makes the numbers less trustworthy.
+
+Reported as warnings with times, not errors: scrape gaps (``up`` 0 or absent),
+counter resets, impossible values (5xx above total) and targets down at the window end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from .prom import PrometheusClient, utc
+from .promql import format_duration
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    """Every finding as one row: kind, instance, start, end, detail."""
+
+    findings: pd.DataFrame
+
+    @property
+    def ok(self) -> bool:
+        return self.findings.empty
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.findings
+
+
+def scrape_gaps(up: pd.DataFrame, *, start: datetime, end: datetime, step: float) -> pd.DataFrame:
+    """Runs where ``up`` was 0 or had no sample, per instance, from a range frame (instance, time, value)."""
+    rows = []
+    grid = pd.date_range(utc(start), utc(end), freq=pd.Timedelta(seconds=step))
+    for instance, g in up.groupby("instance"):
+        s = g.set_index("time")["value"].reindex(grid)
+        # an instance that only exists for part of the window (a canary) is not "down" outside it
+        alive = s.notna()
+        first, last = alive.idxmax(), alive[::-1].idxmax()
+        s = s.loc[first:last]
+        bad = s.isna() | (s < 1)
+        run = (bad != bad.shift()).cumsum()
+        for _, r in s[bad].groupby(run[bad]):
+            rows.append({"kind": "scrape gap", "instance": instance, "start": r.index[0],
+                         "end": r.index[-1] + pd.Timedelta(seconds=step),
+                         "detail": f"up was 0 or absent for {len(r) * step / 60:.0f} min"})
+    return pd.DataFrame(rows, columns=["kind", "instance", "start", "end", "detail"])
+
+
+def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 30.0,
+              metric: str = "http_requests_total") -> DataQuality:
+    """Run the data-quality checks over the window with a handful of aggregated queries."""
+    start, end = utc(start), utc(end)
+    rng = format_duration((end - start).total_seconds())
+    rows = [scrape_gaps(client.query_range("min by (instance) (up)", start, end, step),
+                        start=start, end=end, step=step)]
+    resets = client.query(f"sum by (instance) (resets({metric}[{rng}])) > 0", end)
+    if not resets.empty:
+        rows.append(pd.DataFrame([{
+            "kind": "counter reset", "instance": r.get("instance", ""), "start": start, "end": end,
+            "detail": f"{int(r['value'])} series reset (process restart); increase() compensates"}
+            for _, r in resets.iterrows()]))
+    impossible = client.query(
+        f'sum(increase({metric}{{status=~"5.."}}[{rng}])) > sum(increase({metric}[{rng}]))', end)
+    if not impossible.empty:
+        rows.append(pd.DataFrame([{"kind": "impossible values", "instance": "", "start": start, "end": end,
+                                   "detail": "more 5xx than requests: the exporter is broken"}]))
+    down = client.query("up == 0", end)
+    if not down.empty:
+        rows.append(pd.DataFrame([{"kind": "target down at end", "instance": r.get("instance", ""),
+                                   "start": end, "end": end, "detail": "up == 0 at the window end"}
+                                  for _, r in down.iterrows()]))
+    findings = pd.concat([r for r in rows if not r.empty], ignore_index=True) if any(
+        not r.empty for r in rows) else rows[0]
+    return DataQuality(findings.reset_index(drop=True))

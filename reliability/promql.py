@@ -1,0 +1,121 @@
+"""Building PromQL safely: label matchers, selectors and durations.
+
+Every user-supplied label value goes through :func:`escape_label_value`, so a value
+such as ``x"} or vector(1) #`` stays a string and cannot change the query.
+"""
+from __future__ import annotations
+
+import re
+
+from .errors import ConfigurationError
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_MATCH_OPS = ("=", "!=", "=~", "!~")
+
+
+def escape_label_value(value: str) -> str:
+    """Escape a label value for a double-quoted PromQL string literal."""
+    return (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+    )
+
+
+def matcher(name: str, value: str, op: str = "=") -> str:
+    """One label matcher, e.g. ``version="v1.9.1"``; names are validated, values escaped."""
+    if not _LABEL_NAME.match(name):
+        raise ConfigurationError(f"invalid label name {name!r}: use letters, digits and '_'")
+    if op not in _MATCH_OPS:
+        raise ConfigurationError(f"invalid matcher operator {op!r}: use one of {', '.join(_MATCH_OPS)}")
+    return f'{name}{op}"{escape_label_value(value)}"'
+
+
+def selector(metric: str, *matchers: str, **labels: str) -> str:
+    """A vector selector: ``metric{matchers..., label="value"...}``.
+
+    ``matchers`` are already-built matcher strings (from :func:`matcher` or a validated
+    user selector); ``labels`` are equality matchers whose values are escaped here.
+    """
+    if not _METRIC_NAME.match(metric):
+        raise ConfigurationError(f"invalid metric name {metric!r}")
+    parts = [m for m in matchers if m] + [matcher(k, v) for k, v in labels.items()]
+    return f"{metric}{{{','.join(parts)}}}" if parts else metric
+
+
+_MATCHER_RE = re.compile(
+    r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)'
+)
+
+
+def parse_selector(text: str | None) -> list[str]:
+    """Parse a user selector such as ``route="/api/queue/list",status!="404"`` into matchers.
+
+    Accepts the inside of braces (optionally with the braces). Anything that is not a
+    plain list of label matchers is rejected, so a selector cannot smuggle in PromQL.
+    """
+    if text is None:
+        return []
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1].strip()
+    if not body:
+        return []
+    out: list[str] = []
+    pos = 0
+    while pos < len(body):
+        m = _MATCHER_RE.match(body, pos)
+        if not m:
+            raise ConfigurationError(
+                f"selector {text!r} is not a list of label matchers like "
+                'route="/api/queue/list",status=~"5.."'
+            )
+        name, op, raw = m.groups()
+        value = _unescape(raw)
+        out.append(matcher(name, value, op))
+        pos = m.end()
+    return out
+
+
+def _unescape(raw: str) -> str:
+    """Undo PromQL string escapes (\\", \\\\, \\n) without touching non-ASCII text."""
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), raw)
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Prometheus duration (``90s``, ``5m``, ``1h30m``) or a number of seconds, to seconds."""
+    if isinstance(text, (int, float)):
+        if text < 0:
+            raise ConfigurationError(f"duration {text!r} must not be negative")
+        return float(text)
+    s = str(text).strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(s):
+        if m.start() != pos:
+            break
+        total += int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ConfigurationError(f"invalid duration {text!r}: use Prometheus syntax such as 30s, 5m, 1h30m")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds to the shortest Prometheus duration string (``3600`` -> ``1h``)."""
+    ms = int(round(seconds * 1000))
+    if ms <= 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        n, ms = divmod(ms, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)

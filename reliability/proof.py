@@ -1,0 +1,247 @@
+"""The monitoring proof: run every analysis for one candidate and window, then decide.
+
+Each section turns its analysis into checks. A section that cannot be computed
+(unreachable server, no data, missing file) yields an INCONCLUSIVE check with the
+reason instead of raising, so the report is always produced and never says GO
+without evidence.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import measure, paths
+from .errors import NoDataError, ReliabilityError
+from .prom import PrometheusClient
+from .promql import matcher, parse_selector
+from .times import iso
+from .verdict import Check, Status, Verdict, decide
+
+
+@dataclass(frozen=True)
+class ProofParams:
+    """What the proof is about; everything here is safe to record in the report."""
+
+    start: datetime
+    end: datetime
+    candidate: str
+    stable: str | None = None
+    selector: str = ""
+    threshold: float = 0.98
+    confidence: float = 0.95
+    method: str = "clopper-pearson"
+    version_label: str = "version"
+    margin: float = 0.005
+    step: float = 60.0
+    junit: tuple[str, ...] = ()
+    rules: str = str(paths.ALERTS_YML)
+    dashboard: str = str(paths.DASHBOARD_JSON)
+    cache_threshold: float = 0.999
+
+    def candidate_matchers(self) -> list[str]:
+        """The user selector plus ``version="<candidate>"`` (escaped)."""
+        return [*parse_selector(self.selector), matcher(self.version_label, self.candidate)]
+
+
+@dataclass
+class Proof:
+    """Everything the report shows: the verdict, each section's result, and provenance."""
+
+    params: ProofParams
+    checks: list[Check] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    prometheus_url: str = ""
+    queries: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _section(proof: Proof, name: str, check_name: str, required: bool,
+             fn: Callable[[], tuple[Any, list[Check]]]) -> None:
+    """Run one section; turn any failure into a not-proven check that names the cause."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # caveats are reported as checks, not stderr noise
+            result, checks = fn()
+        proof.sections[name] = result
+        proof.checks.extend(checks)
+    except NoDataError as exc:
+        proof.errors[name] = str(exc)
+        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required, f"no data: {exc}"))
+    except ReliabilityError as exc:
+        proof.errors[name] = str(exc)
+        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required, str(exc).splitlines()[0]))
+    except Exception as exc:  # a bug must not turn into GO either
+        proof.errors[name] = f"{type(exc).__name__}: {exc}"
+        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required,
+                                  f"could not be computed ({type(exc).__name__}: {exc})"))
+
+
+def run(params: ProofParams, client: PrometheusClient) -> Proof:
+    """Run every section of the proof against ``client`` and decide the verdict."""
+    proof = Proof(params=params, prometheus_url=client.url)
+    _section(proof, "prometheus", "Prometheus is reachable", True, lambda: _prometheus(client))
+    _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
+             lambda: _reliability(params, client))
+    _section(proof, "junit", "Regression tests passed", True, lambda: _junit(params))
+    _section(proof, "cache", "Cache invalidated after every queue update", True, lambda: _cache(params, client))
+    _section(proof, "data_quality", "Data quality", False, lambda: _data_quality(params, client))
+    proof.verdict = decide(proof.checks)
+    proof.queries = pd.DataFrame([r.__dict__ for r in client.log])
+    return proof
+
+
+# --------------------------------------------------------------------------- sections
+def _prometheus(client: PrometheusClient) -> tuple[dict[str, Any], list[Check]]:
+    info = client.api("status/buildinfo")
+    version = info.get("version", "unknown")
+    return info, [Check("Prometheus is reachable", Status.PASS, True,
+                        f"{client.url} answered; version {version}")]
+
+
+@dataclass(frozen=True)
+class ReliabilitySection:
+    """R for the candidate with its bounds, per-version and per-route tables, the ratio over time."""
+
+    bound: Any                 # stats.RBound
+    buckets: pd.DataFrame
+    per_version: pd.DataFrame
+    per_route: pd.DataFrame
+    ratio: pd.DataFrame
+    profile: measure.RatioProfile | None
+
+
+def _reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySection, list[Check]]:
+    from .stats import bound_r, bound_r_frame, dispersion
+
+    sel = p.candidate_matchers()
+    tot = measure.totals(client, p.start, p.end, selector=sel)
+    n, e = float(tot["requests"].sum()), float(tot["errors"].sum())
+    buckets = measure.bucket_counts(client, p.start, p.end, selector=sel)
+    phi = dispersion(buckets) if len(buckets) >= 2 else 1.0
+    bound = bound_r(n, e, phi=phi, threshold=p.threshold, confidence=p.confidence, method=p.method)
+    opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
+    per_version = bound_r_frame(
+        measure.totals(client, p.start, p.end, selector=p.selector or None, by=[p.version_label]),
+        by=[p.version_label], **opts)
+    per_route = bound_r_frame(measure.totals(client, p.start, p.end, selector=sel, by=["route"]),
+                              by=["route"], **opts)
+    ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
+    profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
+    section = ReliabilitySection(bound, buckets, per_version, per_route, ratio, profile)
+    return section, [_r_check(p, bound)]
+
+
+def _r_check(p: ProofParams, b: Any) -> Check:
+    name = f"R > {p.threshold} for {p.candidate}"
+    pct = f"{p.confidence:.0%}"
+    head = (f"R = {b.r:.5f} over {b.requests:,.0f} requests ({b.errors:,.0f} 5xx); "
+            f"{pct} lower bound {b.lower_adjusted:.5f} (dispersion {b.phi:.2f}, plain {b.lower:.5f})")
+    if b.r <= p.threshold:
+        return Check(name, Status.FAIL, True, f"{head}: the observed R is not above {p.threshold}")
+    if not b.sufficient:
+        need = f"{b.min_requests:,}" if b.min_requests else "more"
+        return Check(name, Status.INCONCLUSIVE, True,
+                     f"{head}: insufficient data, {need} requests are needed to prove R > {p.threshold}")
+    if b.lower_adjusted > p.threshold:
+        return Check(name, Status.PASS, True, f"{head} > {p.threshold}")
+    return Check(name, Status.INCONCLUSIVE, True,
+                 f"{head}: not proven, the lower bound does not exceed {p.threshold}")
+
+
+def _junit(p: ProofParams) -> tuple[Any, list[Check]]:
+    from .junit import read_junit
+
+    name = "Regression tests passed"
+    if not p.junit:
+        return None, [Check(name, Status.INCONCLUSIVE, True,
+                            "no JUnit file given: the candidate's regression tests are not proven to pass")]
+    res = read_junit(p.junit)
+    counts = f"{res.total} tests: {res.passed} passed, {res.failures} failed, {res.errors} errors, {res.skipped} skipped"
+    if res.failures or res.errors:
+        names = ", ".join(res.failing["name"].head(5))
+        return res, [Check(name, Status.FAIL, True, f"{counts}; failing: {names}")]
+    if res.total == res.skipped:
+        return res, [Check(name, Status.INCONCLUSIVE, True, f"{counts}: no test ran")]
+    return res, [Check(name, Status.PASS, True, counts)]
+
+
+def _cache(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
+    from .cache import cache_consistency
+
+    name = "Cache invalidated after every queue update"
+    res = cache_consistency(client, p.start, p.end, threshold=p.cache_threshold)
+    cov = res.coverage
+    head = (f"coverage {cov:.3%} of {res.by_clinic['updates'].sum():,.0f} queue updates "
+            f"(threshold {p.cache_threshold:.1%}); {res.by_clinic['stale_reads'].sum():,.0f} stale reads")
+    if len(res.below):
+        clinics = ", ".join(f"{r.clinic} {r.coverage:.2%}" for r in res.below.itertuples())
+        return res, [Check(name, Status.FAIL, True, f"{head}; below threshold: {clinics}")]
+    return res, [Check(name, Status.PASS, True, head)]
+
+
+def _data_quality(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
+    from .dataquality import preflight
+
+    res = preflight(client, p.start, p.end)
+    if res.ok:
+        return res, [Check("Data quality", Status.PASS, False, "no scrape gaps, counter resets or impossible values")]
+    kinds = res.findings["kind"].value_counts()
+    detail = "; ".join(f"{n} {k}" for k, n in kinds.items()) + " (see the data-quality section)"
+    return res, [Check("Data quality", Status.WARN, False, detail)]
+
+
+def rollback_plan(proof: Proof) -> str | None:
+    """On NO-GO, the runbook text naming the version to return to; the tool never runs it."""
+    if proof.verdict is None or proof.verdict.decision != "NO-GO":
+        return None
+    stable = proof.params.stable
+    if not stable:
+        return ("Roll back to the last version that worked: no stable version is known "
+                "(.last-stable-version is missing); find it in the deploy history before acting.")
+    return (f"Roll back to {stable} (from .last-stable-version): do not fix in production.\n"
+            f"  git checkout {stable}\n  npm run deploy\n"
+            f"Then confirm the 5xx ratio falls below {1 - proof.params.threshold:.0%} on the dashboard.")
+
+
+# --------------------------------------------------------------------------- evidence
+def evidence(proof: Proof) -> dict[str, Any]:
+    """The machine-readable verdict (evidence.json) an approval system can consume."""
+    p = proof.params
+    assert proof.verdict is not None
+    rel: dict[str, Any] = {"version_label": p.version_label, "candidate": p.candidate}
+    section = proof.sections.get("reliability")
+    if section is not None:
+        b = section.bound
+        rel.update(requests=b.requests, errors_5xx=b.errors, r=b.r, r_lower_bound=b.lower_adjusted,
+                   r_lower_bound_plain=b.lower, confidence=b.confidence, method=b.method,
+                   dispersion=b.phi, min_requests=b.min_requests, threshold=p.threshold)
+    else:
+        rel.update(requests=None, errors_5xx=None, r=None, r_lower_bound=None,
+                   confidence=p.confidence, method=p.method, dispersion=None,
+                   error=proof.errors.get("reliability"))
+    return {
+        "verdict": proof.verdict.decision,
+        "reasons": list(proof.verdict.reasons),
+        "checks": [c.as_dict() for c in proof.verdict.checks],
+        "reliability": rel,
+        "window": {"start": iso(p.start), "end": iso(p.end)},
+        "candidate": p.candidate,
+        "stable": p.stable,
+        "selector": p.selector,
+        "prometheus": {"url": proof.prometheus_url,
+                       "version": (proof.sections.get("prometheus") or {}).get("version")},
+        "queries": len(proof.queries),
+    }
+
+
+def default_stable() -> str | None:
+    """The content of ``.last-stable-version`` when present (the seed's rollback target)."""
+    f: Path = paths.LAST_STABLE
+    return f.read_text().strip() or None if f.exists() else None

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs (as root on Debian/Ubuntu) or names the system packages this project needs:
+# Prometheus + promtool and Alertmanager (the embedded server), VictoriaMetrics (the
+# second-engine test), Pango and fonts (WeasyPrint's PDF), python3-venv (.venv).
+set -eu
+missing=""
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
+command -v victoria-metrics >/dev/null 2>&1 || missing="$missing victoria-metrics"
+ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || missing="$missing libpango-1.0-0 libpangoft2-1.0-0"
+fc-list 2>/dev/null | grep -qi 'dejavu' || missing="$missing fonts-dejavu-core fontconfig"
+python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
+[ -z "$missing" ] && exit 0
+pkgs=$(echo $missing | tr ' ' '\n' | sort -u | tr '\n' ' ')
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing system packages: $pkgs"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+    exit 0
+fi
+echo "Missing system packages:$missing" >&2
+echo "Install them with one of:" >&2
+echo "  sudo apt-get install --no-install-recommends $pkgs" >&2
+echo "  conda env create -f environment.yml   (conda-forge prometheus, alertmanager, pango)" >&2
+echo "  brew install prometheus alertmanager victoriametrics pango" >&2
+exit 1
