@@ -1,0 +1,157 @@
+"""Find, start, wait for and stop the Prometheus and Alertmanager child processes.
+
+Children run in their own session so a terminal's Ctrl-C reaches only us (once) and we
+stop them in order; their output goes to log files, because a pipe nobody reads fills up
+and blocks the server.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from reliability.errors import MissingBinaryError, PrometheusUnavailable
+
+INSTALL_HINT = (
+    "  Debian/Ubuntu: sudo apt-get install --no-install-recommends prometheus prometheus-alertmanager\n"
+    "  conda:         conda install -c conda-forge prometheus alertmanager\n"
+    "  Homebrew:      brew install prometheus alertmanager"
+)
+
+# An http_proxy from the environment must not swallow requests to our own 127.0.0.1.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+# Debian names the Alertmanager binary prometheus-alertmanager; upstream and conda do not.
+_CANDIDATES = {
+    "prometheus": ("prometheus",),
+    "promtool": ("promtool",),
+    "alertmanager": ("alertmanager", "prometheus-alertmanager"),
+}
+
+
+def find_binary(name: str) -> str:
+    """Locate ``prometheus``, ``promtool`` or ``alertmanager``; ``<NAME>_BIN`` overrides PATH.
+
+    Raises
+    ------
+    MissingBinaryError
+        Not installed (or the override points nowhere); the hint gives install commands.
+    """
+    env = f"{name.upper()}_BIN"
+    override = os.environ.get(env)
+    if override:
+        found = shutil.which(override)
+        if found is None:
+            raise MissingBinaryError(f"{override} (from ${env})", INSTALL_HINT)
+        return found
+    for candidate in _CANDIDATES[name]:
+        found = shutil.which(candidate)
+        if found is not None:
+            return found
+    raise MissingBinaryError(" or ".join(_CANDIDATES[name]), INSTALL_HINT)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (it may be taken before we bind it again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PortTaken(Exception):
+    """The child exited because its listen port was taken between picking and binding."""
+
+
+@dataclass
+class Child:
+    """One started server: its process, log file and base URL."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 8) -> str:
+        """The log's error lines if it has any (shutdown chatter buries them), else its end."""
+        try:
+            with open(self.log, "rb") as fh:
+                fh.seek(max(0, os.fstat(fh.fileno()).st_size - 65536))
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            return "(no log)"
+        all_lines = text.splitlines()
+        errors = [line for line in all_lines if "level=error" in line]
+        return "\n".join((errors or all_lines)[-lines:])
+
+
+def launch(name: str, args: list[str], *, log: Path, url: str) -> Child:
+    """Start ``args`` in a new session with stdout and stderr appended to ``log``."""
+    with open(log, "wb") as out:  # a relaunch starts a fresh log: old errors would mislead
+        popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    return Child(name, popen, log, url)
+
+
+def wait_ready(child: Child, *, deadline: float) -> None:
+    """Poll ``/-/ready`` until it answers 200, the child dies, or ``deadline`` passes.
+
+    Raises
+    ------
+    PortTaken
+        The child exited complaining its address is in use (the caller may retry).
+    PrometheusUnavailable
+        The child exited or did not become ready in time; the message carries its log tail.
+    """
+    ready = child.url + "/-/ready"
+    while True:
+        if not child.alive():
+            tail = child.log_tail()
+            if "address already in use" in tail:
+                raise PortTaken(child.url)
+            raise PrometheusUnavailable(
+                f"{child.name} exited with status {child.popen.returncode} before it was "
+                f"ready; its log ({child.log}) says:\n{tail}", url=child.url)
+        try:
+            with _DIRECT.open(ready, timeout=1.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass  # not listening yet, or 503 while loading blocks
+        if time.monotonic() > deadline:
+            raise PrometheusUnavailable(
+                f"{child.name} did not become ready at {ready} in time; its log "
+                f"({child.log}) says:\n{child.log_tail()}", url=child.url)
+        time.sleep(0.05)
+
+
+def terminate(child: Child, *, grace: float = 5.0) -> None:
+    """Stop the child's process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    popen = child.popen
+    if popen.poll() is not None:
+        return
+    # start_new_session made the child a group leader; the group outlives a dead leader
+    # only if it forked, which these servers do not, so signalling the group is safe.
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(popen.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            popen.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
