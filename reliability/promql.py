@@ -119,3 +119,22 @@ def format_duration(seconds: float) -> str:
         if n:
             out.append(f"{n}{unit}")
     return "".join(out)
+
+
+def scope(expr: str, metric: str, matchers: list[str]) -> str:
+    """Add ``matchers`` to every selector of ``metric`` in ``expr``.
+
+    Used to apply the seed's alert (which sums all traffic) to one version's series.
+    Matchers must come from :func:`matcher`/:func:`parse_selector`. Occurrences inside
+    string literals are not expected in alert expressions and are not special-cased.
+    """
+    if not matchers:
+        return expr
+    extra = ",".join(matchers)
+    pattern = re.compile(rf"(?<![a-zA-Z0-9_:]){re.escape(metric)}(?![a-zA-Z0-9_:])(\s*\{{([^}}]*)\}})?")
+
+    def add(m: re.Match[str]) -> str:
+        inner = (m.group(2) or "").strip().rstrip(",")
+        return f"{metric}{{{inner + ',' if inner else ''}{extra}}}"
+
+    return pattern.sub(add, expr)

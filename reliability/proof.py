@@ -89,6 +89,8 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     _section(proof, "prometheus", "Prometheus is reachable", True, lambda: _prometheus(client))
     _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
              lambda: _reliability(params, client))
+    _section(proof, "alerts", "High5xxErrorRate did not fire for the candidate", True,
+             lambda: _alerts(params, client))
     _section(proof, "junit", "Regression tests passed", True, lambda: _junit(params))
     _section(proof, "cache", "Cache invalidated after every queue update", True, lambda: _cache(params, client))
     _section(proof, "data_quality", "Data quality", False, lambda: _data_quality(params, client))
@@ -153,6 +155,54 @@ def _r_check(p: ProofParams, b: Any) -> Check:
         return Check(name, Status.PASS, True, f"{head} > {p.threshold}")
     return Check(name, Status.INCONCLUSIVE, True,
                  f"{head}: not proven, the lower bound does not exceed {p.threshold}")
+
+
+@dataclass(frozen=True)
+class AlertSection:
+    """The seed's rule replayed on the candidate's traffic, and every rule of the file on all traffic."""
+
+    candidate: Any            # alerts.Backtest of High5xxErrorRate scoped to the candidate
+    all_rules: pd.DataFrame   # one row per alerting rule: fired, episodes, first firing
+    episodes: pd.DataFrame    # firing episodes of every rule over the window
+
+
+SEED_ALERT = "High5xxErrorRate"
+
+
+def _alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list[Check]]:
+    from dataclasses import replace
+
+    from .alerts import backtest, load_rules
+    from .promql import scope
+
+    groups = load_rules(p.rules)
+    rules = [r for g in groups for r in g.rules if hasattr(r, "alert")]
+    seed = next((r for r in rules if r.alert == SEED_ALERT), None)
+    name = f"{SEED_ALERT} did not fire for the candidate"
+    if seed is None:
+        return None, [Check(name, Status.FAIL, True, f"{p.rules} has no {SEED_ALERT} rule: the 2 % alert is not set")]
+    # Start early enough that a condition already true at the window start can reach `for`.
+    lead = pd.Timedelta(seconds=seed.for_)
+    scoped = replace(seed, expr=scope(seed.expr, measure.METRIC, p.candidate_matchers()))
+    bt = backtest(scoped, client, p.start - lead, p.end)
+    rows, episodes = [], []
+    for rule in rules:
+        res = backtest(rule, client, p.start, p.end)
+        rows.append(res.summary.iloc[0][["alert", "fired", "firing_episodes", "first_firing", "firing_time"]])
+        if len(res.firing):
+            episodes.append(res.firing.assign(alert=rule.alert))
+    table = pd.DataFrame(rows).reset_index(drop=True)
+    eps = pd.concat(episodes, ignore_index=True) if episodes else pd.DataFrame()
+    firing = bt.firing
+    firing = firing[firing["resolved_at"].isna() | (firing["resolved_at"] > p.start)]
+    if len(firing):
+        first = firing.iloc[0]
+        detail = (f"fired {len(firing)} time(s) on {p.candidate}'s traffic; first at "
+                  f"{iso(first['firing_since'])}, peak 5xx ratio {first['peak_value']:.2%}")
+        return AlertSection(bt, table, eps), [Check(name, Status.FAIL, True, detail)]
+    detail = (f"replayed every {bt.interval:.0f} s over the window on {p.candidate}'s traffic "
+              f"({bt.evaluations} evaluations): never firing")
+    return AlertSection(bt, table, eps), [Check(name, Status.PASS, True, detail)]
 
 
 def _junit(p: ProofParams) -> tuple[Any, list[Check]]:
@@ -238,7 +288,56 @@ def evidence(proof: Proof) -> dict[str, Any]:
         "prometheus": {"url": proof.prometheus_url,
                        "version": (proof.sections.get("prometheus") or {}).get("version")},
         "queries": len(proof.queries),
+        "inputs": inputs(p),
+        "versions": versions(proof),
+        "rollback": rollback_plan(proof),
     }
+
+
+_LIBRARIES = ("love-reliability", "pandas", "numpy", "scipy", "prometheus-api-client", "papermill",
+              "nbconvert", "weasyprint", "matplotlib")
+
+
+def sha256(path: str | Path) -> str | None:
+    """Hash of an input file, so an auditor can tell the evidence was made from these files."""
+    import hashlib
+
+    f = Path(path)
+    return hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else None
+
+
+def inputs(params: ProofParams) -> dict[str, Any]:
+    """sha256 of every file the proof read."""
+    return {
+        "rules": {"path": params.rules, "sha256": sha256(params.rules)},
+        "dashboard": {"path": params.dashboard, "sha256": sha256(params.dashboard)},
+        "junit": [{"path": j, "sha256": sha256(j)} for j in params.junit],
+        "notebook": {"path": str(paths.PROOF_NOTEBOOK), "sha256": sha256(paths.PROOF_NOTEBOOK)},
+    }
+
+
+def versions(proof: Proof) -> dict[str, str | None]:
+    """Versions of Prometheus, of this package and of the libraries the numbers depend on."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"prometheus": (proof.sections.get("prometheus") or {}).get("version"),
+                                  "python": platform.python_version()}
+    for lib in _LIBRARIES:
+        try:
+            out[lib] = version(lib)
+        except PackageNotFoundError:
+            out[lib] = None
+    return out
+
+
+def provenance(proof: Proof) -> pd.DataFrame:
+    """Versions and input hashes as one table for the report."""
+    rows = [{"item": k, "value": v or "unknown"} for k, v in versions(proof).items()]
+    for key, entry in inputs(proof.params).items():
+        for e in entry if isinstance(entry, list) else [entry]:
+            rows.append({"item": f"{key} {Path(e['path']).name}", "value": f"sha256 {e['sha256'] or 'missing'}"})
+    return pd.DataFrame(rows)
 
 
 def default_stable() -> str | None:

@@ -13,8 +13,8 @@ _PAGE_CSS = """
 @page {
   size: A4;
   margin: 20mm 14mm 18mm 14mm;
-  @top-left { content: "%(title)s"; font: 8.5pt "DejaVu Sans", sans-serif; color: #444; }
-  @top-right { content: "%(badge)s"; font: bold 8.5pt "DejaVu Sans", sans-serif; color: %(color)s; }
+  @top-left { content: "@TITLE@"; font: 8.5pt "DejaVu Sans", sans-serif; color: #444; }
+  @top-right { content: "@BADGE@"; font: bold 8.5pt "DejaVu Sans", sans-serif; color: @COLOR@; }
   @bottom-center { content: "Page " counter(page) " of " counter(pages);
                    font: 8.5pt "DejaVu Sans", sans-serif; color: #444; }
 }
@@ -25,8 +25,8 @@ body { margin: 0 !important; padding: 0 !important; }
 .jp-OutputArea-prompt, .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
 .jp-RenderedHTMLCommon table { font-size: 7.5pt; border-collapse: collapse; max-width: 100%;
                                table-layout: auto; margin: 4pt 0; }
-.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 1.5pt 4pt; word-break: break-word;
-                               overflow-wrap: anywhere; }
+.jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 1.5pt 4pt; word-break: normal;
+                               overflow-wrap: break-word; }
 pre, code { white-space: pre-wrap !important; word-break: break-all; overflow-wrap: anywhere; font-size: 7.5pt; }
 img { max-width: 100% !important; height: auto !important; }
 h1 { font-size: 16pt; } h2 { font-size: 13pt; page-break-after: avoid; } h3 { font-size: 11pt; }
@@ -48,13 +48,21 @@ def to_html(notebook: Path, out: Path) -> Path:
     return out
 
 
-def _no_network(url: str, *args: object, **kwargs: object) -> dict:
-    """WeasyPrint URL fetcher that allows only inline and local resources."""
-    from weasyprint.urls import default_url_fetcher
+def _no_network_fetcher() -> object:
+    """A WeasyPrint URL fetcher that allows only inline (data:) and local (file:) resources."""
+    try:  # WeasyPrint >= 68
+        from weasyprint.urls import URLFetcher
 
-    if url.startswith(("data:", "file:")):
-        return default_url_fetcher(url)
-    raise ValueError(f"the PDF renderer does not fetch remote resources ({url[:80]})")
+        return URLFetcher(allowed_protocols={"data", "file"})
+    except ImportError:  # older WeasyPrint takes a function
+        from weasyprint import default_url_fetcher
+
+        def fetch(url: str, *args: object, **kwargs: object) -> dict:
+            if url.startswith(("data:", "file:")):
+                return default_url_fetcher(url)
+            raise ValueError(f"the PDF renderer does not fetch remote resources ({url[:80]})")
+
+        return fetch
 
 
 def to_pdf(html_file: Path, out: Path, *, title: str, verdict: str) -> Path:
@@ -68,10 +76,12 @@ def to_pdf(html_file: Path, out: Path, *, title: str, verdict: str) -> Path:
     def esc(text: str) -> str:
         return text.replace("\\", "\\\\").replace('"', '\\"')
 
-    css = CSS(string=_PAGE_CSS % {"title": esc(title), "badge": esc(f"Verdict: {verdict}"), "color": color})
+    page_css = (_PAGE_CSS.replace("@TITLE@", esc(title)).replace("@BADGE@", esc(f"Verdict: {verdict}"))
+                .replace("@COLOR@", color))
+    css = CSS(string=page_css)
     # WeasyPrint logs every ignored CSS property of the lab template; keep the CLI readable.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    doc = HTML(filename=str(html_file), url_fetcher=_no_network, base_url=str(html_file.parent))
+    doc = HTML(filename=str(html_file), url_fetcher=_no_network_fetcher(), base_url=str(html_file.parent))
     doc.write_pdf(str(out), stylesheets=[css])
     return out
 

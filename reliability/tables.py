@@ -1,0 +1,71 @@
+"""Tables as an approver reads them: few columns, formatted numbers, plain words.
+
+Presentation only: each function takes an analysis result (a frame or a dataclass)
+and returns a pandas Styler for notebooks and the PDF. No numbers are computed here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+_STATUS_COLORS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700",
+                  "INCONCLUSIVE": "#9a6700", "NOT CONFIGURED": "#57606a"}
+
+
+def _style(frame: pd.DataFrame, caption: str | None = None, fmt: dict[str, Any] | None = None) -> Any:
+    styler = frame.style.hide(axis="index")
+    if fmt:
+        styler = styler.format({k: v for k, v in fmt.items() if k in frame.columns}, na_rep="—")
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler.set_table_styles([
+        {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold;"},
+        {"selector": "th", "props": "text-align: left;"},
+    ])
+
+
+def status_cell(value: str) -> str:
+    color = _STATUS_COLORS.get(str(value), "#24292f")
+    return f"color: {color}; font-weight: bold;"
+
+
+def checks(verdict: Any) -> Any:
+    """The verdict's checks: name, status, required, detail."""
+    frame = verdict.summary.rename(columns={"check": "Check", "status": "Status",
+                                            "required": "Required", "detail": "Detail"})
+    frame["Required"] = frame["Required"].map({True: "yes", False: "no"})
+    return _style(frame).map(status_cell, subset=["Status"])
+
+
+def checks_frame(items: Any) -> Any:
+    """A list of checks (not yet a verdict) as a table."""
+    rows = [{"Check": c.name, "Status": str(c.status), "Required": "yes" if c.required else "no",
+             "Detail": c.detail} for c in items]
+    return _style(pd.DataFrame(rows)).map(status_cell, subset=["Status"])
+
+
+def r_bounds(frame: pd.DataFrame, *, caption: str) -> Any:
+    """Per-group R with the plain and dispersion-adjusted lower bounds and the evidence needed."""
+    keys = [c for c in frame.columns if c not in {
+        "requests", "errors", "r", "lower", "lower_adjusted", "upper_adjusted", "phi", "confidence",
+        "method", "threshold", "min_requests", "sufficient", "passes"}]
+    out = frame[[*keys, "requests", "errors", "r", "lower", "lower_adjusted", "phi", "min_requests", "passes"]].copy()
+    out["passes"] = out["passes"].map({True: "yes", False: "no"})
+    out = out.rename(columns={"requests": "requests", "errors": "5xx", "r": "R", "lower": "lower bound",
+                              "lower_adjusted": "adjusted lower bound", "phi": "φ",
+                              "min_requests": "requests needed", "passes": "proven > threshold"})
+    return _style(out, caption, {
+        "requests": "{:,.0f}", "5xx": "{:,.0f}", "R": "{:.5f}", "lower bound": "{:.5f}",
+        "adjusted lower bound": "{:.5f}", "φ": "{:.2f}", "requests needed": "{:,.0f}"})
+
+
+def frame(frame: pd.DataFrame, *, caption: str | None = None, fmt: dict[str, Any] | None = None) -> Any:
+    """Any tidy frame, with times shown to the second in UTC."""
+    out = frame.copy()
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S")
+        elif pd.api.types.is_timedelta64_dtype(out[col]):
+            out[col] = out[col].map(lambda d: str(d).replace("0 days ", ""))
+    return _style(out, caption, fmt)
