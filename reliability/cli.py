@@ -83,14 +83,38 @@ def cmd_proof(args: argparse.Namespace) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = check_out_dir(Path(args.out or paths.REPORTS / f"{args.candidate}-{stamp}"))
     os.environ["PROMETHEUS_URL"] = url
+    stable_file = Path(args.stable_file)
+    stable = args.stable or (stable_file.read_text().strip() if stable_file.exists() else None)
     params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
-              "stable": args.stable, "selector": args.selector or "", "confidence": args.confidence,
+              "stable": stable, "selector": args.selector or "", "confidence": args.confidence,
               "junit": [str(Path(j).resolve()) for j in args.junit]}
     bundle = produce(params, out.resolve(), progress=_say)
     _print_bundle(bundle)
     from .verdict import EXIT_CODES
 
+    if args.promote:
+        if bundle.verdict == "GO":
+            promote(args.candidate, stable_file)
+            print(f"Promoted: {stable_file} now names {args.candidate}")
+        else:
+            print(f"Not promoted: the verdict is {bundle.verdict}, {stable_file} is unchanged")
     return EXIT_CODES[bundle.verdict]
+
+
+def promote(version: str, target: Path) -> None:
+    """Write the candidate into the stable-version file atomically (rename over the old file)."""
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(version + "\n")
+    os.replace(tmp, target)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .report import rerender
+
+    src = Path(args.dir)
+    bundle = rerender(src, Path(args.out) if args.out else src / "rerendered", progress=_say)
+    _print_bundle(bundle)
+    return 0
 
 
 def cmd_prometheus(args: argparse.Namespace) -> int:
@@ -118,7 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", help='extra label matchers, e.g. job="love-backend"')
     p.add_argument("--confidence", type=float, default=0.95)
     p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/")
+    p.add_argument("--promote", action="store_true",
+                   help="on GO only, write the candidate into the stable-version file")
+    p.add_argument("--stable-file", default=str(paths.LAST_STABLE),
+                   help="the rollback target's file (default: .last-stable-version)")
     p.set_defaults(func=cmd_proof)
+
+    p = sub.add_parser("render", help="re-create a report's HTML and PDF from its query snapshot, offline")
+    p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")
+    p.add_argument("--out", help="default: DIR/rerendered/")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("prometheus", help="serve the bundled history on 127.0.0.1 until Ctrl-C")
     p.add_argument("--port", type=int)

@@ -9,12 +9,15 @@ and results as tidy DataFrames (one row per timestamp and label set).
 """
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,6 +113,7 @@ class PrometheusClient:
         self._random = random.Random()
         self._stats = _Stats()
         self._last_response: requests.Response | None = None
+        self._snapshot: dict[str, Any] = {}
         if breaker is None:
             breaker = _default_breaker()
         self.breaker = breaker
@@ -137,6 +141,9 @@ class PrometheusClient:
     @classmethod
     def from_env(cls, url: str | None = None, **options: Any) -> PrometheusClient:
         """The client for ``url``, else ``PROMETHEUS_URL``; a clear error when neither is set."""
+        snapshot = os.environ.get("RELIABILITY_SNAPSHOT")
+        if snapshot and not url:
+            return SnapshotClient(snapshot)
         url = url or os.environ.get("PROMETHEUS_URL")
         if not url:
             raise ConfigurationError(
@@ -163,7 +170,8 @@ class PrometheusClient:
         """Evaluate ``promql`` at the explicit time ``at`` (instant queries at "now" miss history)."""
         at = utc(at)
         t0, n0 = time.perf_counter(), self._stats.http_requests
-        data = self._call(lambda: self._api.custom_query(promql, params={"time": _ts(at)}), promql)
+        data = self._fetch(("instant", promql, _ts(at)),
+                           lambda: self._call(lambda: self._api.custom_query(promql, params={"time": _ts(at)}), promql))
         frame = tidy(data)
         self._record(QueryRecord("instant", promql, time=at, series=_n_series(frame)), t0, n0)
         return frame
@@ -186,7 +194,8 @@ class PrometheusClient:
         while chunk_start <= s_end:
             chunk_end = min(chunk_start + (CHUNK_POINTS - 1) * step_s, s_end)
             params = {"query": promql, "start": _num(chunk_start), "end": _num(chunk_end), "step": _num(step_s)}
-            frames.append(tidy(self._call(lambda p=params: self._range(p), promql)))
+            key = ("range", promql, params["start"], params["end"], params["step"])
+            frames.append(tidy(self._fetch(key, lambda p=params: self._call(lambda: self._range(p), promql))))
             chunk_start += CHUNK_POINTS * step_s
         frame = pd.concat(frames, ignore_index=True) if frames else tidy([])
         labels = [c for c in frame.columns if c not in ("time", "value")]
@@ -197,7 +206,8 @@ class PrometheusClient:
     def api(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``/api/v1/<path>`` and return its ``data`` member (rules, alertmanagers, status/buildinfo...)."""
         t0, n0 = time.perf_counter(), self._stats.http_requests
-        data = self._call(lambda: self._get_json(f"/api/v1/{path.lstrip('/')}", params), path)
+        key = ("api", path, json.dumps(params or {}, sort_keys=True))
+        data = self._fetch(key, lambda: self._call(lambda: self._get_json(f"/api/v1/{path.lstrip('/')}", params), path))
         self._record(QueryRecord("api", path), t0, n0)
         return data
 
@@ -211,6 +221,22 @@ class PrometheusClient:
             if r.status_code == 200:
                 return True
         return False
+
+    # ------------------------------------------------------------------ snapshot
+    def _fetch(self, key: tuple[str, ...], get: Callable[[], Any]) -> Any:
+        data = get()
+        self._snapshot[json.dumps(key)] = data
+        return data
+
+    def save_snapshot(self, path: str | Path) -> Path:
+        """Write every answer received so far (gzip JSON, deterministic bytes) for ``reliability render``."""
+        path = Path(path)
+        body = json.dumps({"format": 1, "prometheus_url": self.url,
+                           "entries": [{"key": json.loads(k), "data": v} for k, v in sorted(self._snapshot.items())]},
+                          sort_keys=True, separators=(",", ":")).encode()
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+            fh.write(body)
+        return path
 
     # ------------------------------------------------------------------ transport
     def _range(self, params: dict[str, Any]) -> Any:
@@ -306,6 +332,40 @@ class PrometheusClient:
 
 class _Retryable(Exception):
     """An attempt failed in a way worth retrying (and counting against the breaker)."""
+
+
+class SnapshotClient(PrometheusClient):
+    """Answers the same queries from a saved snapshot, with no server: reports stay reproducible.
+
+    Any query that was not in the original run raises :class:`NoDataError` naming it.
+    """
+
+    def __init__(self, path: str | Path) -> None:  # no HTTP session: nothing may leave the machine
+        path = Path(path)
+        try:
+            with gzip.open(path, "rb") as fh:
+                body = json.loads(fh.read())
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"snapshot {path} cannot be read ({exc}); it must be the "
+                                     "queries.json.gz written by `reliability proof`") from None
+        self.url = body["prometheus_url"]
+        self.path = path
+        self._stats = _Stats()
+        self._snapshot = {json.dumps(e["key"]): e["data"] for e in body["entries"]}
+
+    def __repr__(self) -> str:
+        return f"SnapshotClient({str(self.path)!r})"
+
+    def _fetch(self, key: tuple[str, ...], get: Callable[[], Any]) -> Any:
+        from .errors import NoDataError
+
+        k = json.dumps(key)
+        if k not in self._snapshot:
+            raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
+        return self._snapshot[k]
+
+    def ready(self) -> bool:
+        return True
 
 
 def _default_breaker() -> Any:

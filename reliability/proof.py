@@ -95,7 +95,8 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     _section(proof, "cache", "Cache invalidated after every queue update", True, lambda: _cache(params, client))
     _section(proof, "data_quality", "Data quality", False, lambda: _data_quality(params, client))
     proof.verdict = decide(proof.checks)
-    proof.queries = pd.DataFrame([r.__dict__ for r in client.log])
+    cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series"]
+    proof.queries = pd.DataFrame([r.__dict__ for r in client.log], columns=cols)
     return proof
 
 
@@ -338,6 +339,23 @@ def provenance(proof: Proof) -> pd.DataFrame:
         for e in entry if isinstance(entry, list) else [entry]:
             rows.append({"item": f"{key} {Path(e['path']).name}", "value": f"sha256 {e['sha256'] or 'missing'}"})
     return pd.DataFrame(rows)
+
+
+def write_outputs(proof: Proof, client: PrometheusClient, *, evidence_path: str = "",
+                  snapshot_path: str = "") -> None:
+    """Save the query snapshot (unless replaying one) and evidence.json, which records its hash."""
+    import json
+
+    from .prom import SnapshotClient
+
+    snapshot = getattr(client, "path", None) if isinstance(client, SnapshotClient) else None
+    if snapshot_path and snapshot is None:
+        snapshot = client.save_snapshot(snapshot_path)
+    if evidence_path:
+        ev = evidence(proof)
+        ev["inputs"]["snapshot"] = {"path": str(snapshot) if snapshot else None,
+                                    "sha256": sha256(snapshot) if snapshot else None}
+        Path(evidence_path).write_text(json.dumps(ev, indent=2, default=str) + "\n")
 
 
 def default_stable() -> str | None:

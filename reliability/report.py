@@ -15,7 +15,7 @@ from typing import Any
 from . import paths
 from .errors import ConfigurationError, ReliabilityError
 
-FILES = ("report.ipynb", "report.html", "report.pdf", "evidence.json")
+FILES = ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Bundle:
 
     @property
     def files(self) -> list[Path]:
-        return [self.out / f for f in FILES]
+        return [self.out / f for f in FILES if (self.out / f).exists()]
 
 
 class ReportError(ReliabilityError):
@@ -40,13 +40,16 @@ class ReportError(ReliabilityError):
 
 
 def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PROOF_NOTEBOOK,
-            progress: Callable[[str], None] | None = None) -> Bundle:
-    """Run the proof notebook with ``parameters`` and write the four files into ``out``."""
+            progress: Callable[[str], None] | None = None, snapshot: bool = True) -> Bundle:
+    """Run the proof notebook with ``parameters`` and write the evidence files into ``out``.
+
+    With ``snapshot=False`` (re-rendering from a snapshot) no new snapshot is written.
+    """
     import papermill as pm
 
     say = progress or (lambda _msg: None)
     out.mkdir(parents=True, exist_ok=True)
-    nb_out, html_out, pdf_out, ev_out = (out / f for f in FILES)
+    nb_out, html_out, pdf_out, ev_out, snap_out = (out / f for f in FILES)
     if ev_out.exists():
         ev_out.unlink()
     timings: dict[str, float] = {}
@@ -54,7 +57,8 @@ def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PRO
     say("running the proof notebook (papermill)")
     try:
         pm.execute_notebook(
-            str(notebook), str(nb_out), parameters={**parameters, "evidence_path": str(ev_out)},
+            str(notebook), str(nb_out), parameters={**parameters, "evidence_path": str(ev_out),
+                                                        "snapshot_path": str(snap_out) if snapshot else ""},
             kernel_name="python3", cwd=str(paths.ROOT), progress_bar=False, log_output=False,
         )
     except pm.PapermillExecutionError as exc:
@@ -78,6 +82,31 @@ def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PRO
                   verdict=evidence["verdict"])
     timings["pdf"] = time.perf_counter() - t
     return Bundle(out, evidence, timings)
+
+
+def rerender(bundle_dir: Path, out: Path, *, progress: Callable[[str], None] | None = None) -> Bundle:
+    """Re-create a report from its query snapshot, with no Prometheus (for auditors)."""
+    import os
+
+    import nbformat
+
+    snap = bundle_dir / "queries.json.gz"
+    nb_file = bundle_dir / "report.ipynb"
+    for f in (snap, nb_file):
+        if not f.exists():
+            raise ConfigurationError(f"{f} does not exist: pass a directory written by `reliability proof`")
+    params = dict(nbformat.read(str(nb_file), as_version=4).metadata.get("papermill", {}).get("parameters", {}))
+    params.pop("evidence_path", None)
+    params.pop("snapshot_path", None)
+    saved = {k: os.environ.pop(k, None) for k in ("PROMETHEUS_URL", "RELIABILITY_SNAPSHOT")}
+    os.environ["RELIABILITY_SNAPSHOT"] = str(snap.resolve())
+    try:
+        return produce(params, out, progress=progress, snapshot=False)
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
 
 
 def check_out_dir(out: Path) -> Path:

@@ -1,0 +1,131 @@
+"""The deploy gate end to end: exit codes, evidence files, promotion, re-rendering, secrets."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from faultproxy import FaultProxy
+from reliability import paths
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
+
+
+def gate(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reliability", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=paths.ROOT)
+
+
+def window(truth: dict, name: str) -> list[str]:
+    w = truth["windows"][name]
+    return ["--start", w["start"], "--end", w["end"]]
+
+
+@pytest.fixture(scope="module")
+def go_run(truth: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    out = tmp_path_factory.mktemp("go")
+    stable = out / "stable"
+    stable.write_text("v1.8.3\n")
+    r = gate("proof", *window(truth, "canary"), "--candidate", "v1.9.1", "--junit",
+             str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(out / "bundle"), "--promote",
+             "--stable-file", str(stable))
+    return r, out / "bundle", stable
+
+
+def test_go_exits_0_writes_the_bundle_and_promotes(go_run) -> None:
+    r, bundle, stable = go_run
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Verdict: GO" in r.stdout
+    for f in ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz"):
+        assert (bundle / f).stat().st_size > 0, f
+    ev = json.loads((bundle / "evidence.json").read_text())
+    assert ev["verdict"] == "GO" and ev["candidate"] == "v1.9.1" and ev["stable"] == "v1.8.3"
+    rel = ev["reliability"]
+    assert rel["r_lower_bound"] > 0.98 and rel["requests"] > 100_000 and rel["method"] == "clopper-pearson"
+    assert ev["inputs"]["snapshot"]["sha256"] and ev["inputs"]["rules"]["sha256"]
+    assert all(c["status"] == "PASS" for c in ev["checks"] if c["required"])
+    assert stable.read_text().strip() == "v1.9.1"
+    assert (bundle / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_no_go_exits_1_and_does_not_promote(truth: dict, tmp_path: Path) -> None:
+    stable = tmp_path / "stable"
+    stable.write_text("v1.8.3\n")
+    r = gate("proof", *window(truth, "bad_deploy"), "--candidate", "v1.9.0", "--junit",
+             str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "b"), "--promote",
+             "--stable-file", str(stable))
+    assert r.returncode == 1, r.stdout + r.stderr
+    ev = json.loads((tmp_path / "b" / "evidence.json").read_text())
+    assert ev["verdict"] == "NO-GO"
+    assert "git checkout v1.8.3" in ev["rollback"]
+    assert stable.read_text().strip() == "v1.8.3"
+    assert "Not promoted" in r.stdout
+
+
+def test_unreachable_prometheus_is_inconclusive_and_fast(truth: dict, tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    r = gate("proof", "--prometheus-url", "http://127.0.0.1:9", *window(truth, "canary"),
+             "--candidate", "v1.9.1", "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"),
+             "--out", str(tmp_path / "b"))
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "Verdict: INCONCLUSIVE" in r.stdout
+    assert time.monotonic() - t0 < 120
+
+
+def test_window_without_traffic_is_inconclusive(truth: dict, tmp_path: Path) -> None:
+    # v1.9.1 did not exist yet after the rollback: no data is never GO
+    r = gate("proof", *window(truth, "after_rollback"), "--candidate", "v1.9.1", "--junit",
+             str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "b"))
+    assert r.returncode == 3, r.stdout + r.stderr
+    ev = json.loads((tmp_path / "b" / "evidence.json").read_text())
+    assert ev["reliability"]["r"] is None and "no requests" in ev["reliability"]["error"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--start", "yesterday", "--end", "now", "--candidate", "v1"], "--start 'yesterday' is not a time"),
+    (["--start", "now-1h", "--end", "now-2h", "--candidate", "v1"], "is not after --start"),
+    (["--start", "now-1h", "--end", "now", "--candidate", "v1", "--junit", "missing.xml"], "--junit missing.xml"),
+    (["--start", "now-1h", "--end", "now"], "required: --candidate"),
+])
+def test_usage_errors_exit_2_with_a_message(args: list[str], message: str) -> None:
+    r = gate("proof", *args)
+    assert r.returncode == 2
+    assert message in r.stderr
+
+
+def test_render_reproduces_the_report_without_prometheus(go_run, tmp_path: Path) -> None:
+    _, bundle, _ = go_run
+    r = gate("render", str(bundle), "--out", str(tmp_path / "again"), env={"PROMETHEUS_URL": ""})
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    def text(pdf: Path) -> str:
+        return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                              check=True).stdout
+
+    assert text(tmp_path / "again" / "report.pdf") == text(bundle / "report.pdf")
+    old, new = (json.loads((d / "evidence.json").read_text()) for d in (bundle, tmp_path / "again"))
+    assert new["verdict"] == old["verdict"] and new["reliability"] == old["reliability"]
+
+
+def test_credentials_never_reach_the_evidence(truth: dict, tmp_path: Path) -> None:
+    token = f"secret-{time.time_ns()}-do-not-leak"
+    with FaultProxy(os.environ["PROMETHEUS_URL"], "auth", token=token) as proxy:
+        r = gate("proof", "--prometheus-url", proxy.url, *window(truth, "canary"), "--candidate", "v1.9.1",
+                 "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "b"),
+                 env={"PROMETHEUS_BEARER_TOKEN": token})
+        assert any(f"Bearer {token}" in h for h in proxy.seen)  # it was really used
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert token not in r.stdout + r.stderr
+    for f in (tmp_path / "b").iterdir():
+        data = f.read_bytes()
+        if f.suffix == ".gz":
+            data = gzip.decompress(data)
+        elif f.suffix == ".pdf":  # streams are compressed: search the text
+            data = subprocess.run(["pdftotext", str(f), "-"], capture_output=True, check=True).stdout
+        assert token.encode() not in data, f.name

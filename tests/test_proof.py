@@ -1,0 +1,60 @@
+"""The proof's verdict on the bundled scenarios, without papermill (fast)."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import ts
+from reliability import paths, proof
+from reliability.verdict import Status
+
+pytestmark = pytest.mark.prometheus
+
+
+def run(client, truth: dict, window: str, candidate: str, junit: str | None = None) -> proof.Proof:
+    w = truth["windows"][window]
+    params = proof.ProofParams(start=ts(w["start"]), end=ts(w["end"]), candidate=candidate, stable="v1.8.3",
+                               junit=(str(paths.DATA / "junit" / junit),) if junit else ())
+    return proof.run(params, client)
+
+
+def status(result: proof.Proof, prefix: str) -> Status:
+    return next(c.status for c in result.checks if c.name.startswith(prefix))
+
+
+def test_bad_deploy_is_no_go_for_the_right_reasons(client, truth) -> None:
+    r = run(client, truth, "bad_deploy", "v1.9.0", "v1.9.0.xml")
+    assert r.verdict.decision == "NO-GO"
+    assert status(r, "R > 0.98") is Status.FAIL
+    assert status(r, "High5xxErrorRate") is Status.FAIL
+    assert status(r, "Regression tests") is Status.FAIL
+    assert "git checkout v1.8.3" in proof.rollback_plan(r)
+
+
+def test_healthy_canary_is_go(client, truth) -> None:
+    r = run(client, truth, "canary", "v1.9.1", "v1.9.1.xml")
+    assert r.verdict.decision == "GO", r.verdict.summary.to_string()
+    assert proof.rollback_plan(r) is None
+    ev = proof.evidence(r)
+    want = truth["windows"]["canary"]["by_version"]["v1.9.1"]
+    assert abs(ev["reliability"]["requests"] - want["requests"]) <= 0.01 * want["requests"]
+
+
+def test_missing_junit_keeps_the_canary_from_go(client, truth) -> None:
+    r = run(client, truth, "canary", "v1.9.1")
+    assert r.verdict.decision == "INCONCLUSIVE"
+    assert status(r, "Regression tests") is Status.INCONCLUSIVE
+
+
+def test_quiet_night_is_insufficient_data(client, truth) -> None:
+    r = run(client, truth, "quiet_night", "v1.8.3", "v1.9.1.xml")
+    assert status(r, "R > 0.98") is Status.INCONCLUSIVE
+    assert "insufficient data" in next(c.detail for c in r.checks if c.name.startswith("R > 0.98"))
+    assert r.verdict.decision != "GO"
+
+
+def test_cache_gap_is_no_go(client, truth) -> None:
+    r = run(client, truth, "cache_gap", "v1.8.3", "v1.9.1.xml")
+    assert status(r, "Cache invalidated") is Status.FAIL
+    assert r.verdict.decision == "NO-GO"
+    gaps = r.sections["cache"].gaps
+    assert set(gaps["clinic"]) == {"orthopedics"}
