@@ -160,3 +160,24 @@ def ratio_profile(series: pd.DataFrame, *, threshold: float = 0.02, step: float 
         fraction_above=float(above.mean()),
         periods=periods[["start", "end", "duration", "peak"]],
     )
+
+
+BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
+def burn_ratio_query(*, selector: str | Sequence[str] | None = None, windows: Sequence[str] = BURN_WINDOWS) -> str:
+    """One query for the 5xx ratio over every burn-rate window, labelled ``window``."""
+    parts = []
+    for w in windows:
+        ratio = (f"sum(increase({_sel(selector, FIVE_XX)}[{w}])) / sum(increase({_sel(selector)}[{w}]))"
+                 if w else "")
+        parts.append(f'label_replace(({ratio}), "window", "{w}", "", "")')
+    return " or ".join(parts)
+
+
+def burn_ratios(client: PrometheusClient, at: datetime, *, selector: str | Sequence[str] | None = None,
+                windows: Sequence[str] = BURN_WINDOWS) -> dict[str, float | None]:
+    """5xx ratio per window ending at ``at``; a window without traffic maps to None, not 0."""
+    frame = client.query(burn_ratio_query(selector=selector, windows=windows), utc(at))
+    got = dict(zip(frame.get("window", []), frame.get("value", []))) if len(frame) else {}
+    return {w: (float(got[w]) if w in got else None) for w in windows}

@@ -43,6 +43,7 @@ class ProofParams:
     rules: str = str(paths.ALERTS_YML)
     dashboard: str = str(paths.DASHBOARD_JSON)
     cache_threshold: float = 0.999
+    budget_days: float = 30.0
 
     def candidate_matchers(self) -> list[str]:
         """The user selector plus ``version="<candidate>"`` (escaped)."""
@@ -89,6 +90,8 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     _section(proof, "prometheus", "Prometheus is reachable", True, lambda: _prometheus(client))
     _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
              lambda: _reliability(params, client))
+    _section(proof, "budget", "Error budget", False, lambda: _budget(params, client))
+    _section(proof, "comparison", "Candidate not worse than stable", False, lambda: _comparison(params, client))
     _section(proof, "alerts", "High5xxErrorRate did not fire for the candidate", True,
              lambda: _alerts(params, client))
     _section(proof, "junit", "Regression tests passed", True, lambda: _junit(params))
@@ -127,7 +130,7 @@ def _reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilityS
     tot = measure.totals(client, p.start, p.end, selector=sel)
     n, e = float(tot["requests"].sum()), float(tot["errors"].sum())
     buckets = measure.bucket_counts(client, p.start, p.end, selector=sel)
-    phi = dispersion(buckets) if len(buckets) >= 2 else 1.0
+    phi = dispersion(buckets)  # fewer than 2 non-empty buckets: 1.0 with a warning
     bound = bound_r(n, e, phi=phi, threshold=p.threshold, confidence=p.confidence, method=p.method)
     opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
     per_version = bound_r_frame(
@@ -156,6 +159,57 @@ def _r_check(p: ProofParams, b: Any) -> Check:
         return Check(name, Status.PASS, True, f"{head} > {p.threshold}")
     return Check(name, Status.INCONCLUSIVE, True,
                  f"{head}: not proven, the lower bound does not exceed {p.threshold}")
+
+
+@dataclass(frozen=True)
+class BudgetSection:
+    """The service's 2 % error budget over the period before the window end, and the burn rates."""
+
+    budget: Any               # budget.ErrorBudget
+    burn_rates: pd.DataFrame
+    period_days: float
+    text: str
+
+
+def _budget(p: ProofParams, client: PrometheusClient) -> tuple[BudgetSection, list[Check]]:
+    from .budget import burn_rates, error_budget
+
+    days = p.budget_days
+    start = p.end - pd.Timedelta(days=days)
+    sel = parse_selector(p.selector)
+    tot = measure.totals(client, start, p.end, selector=sel)
+    slo = p.threshold
+    b = error_budget(float(tot["requests"].sum()), float(tot["errors"].sum()), slo=slo)
+    rates = burn_rates(measure.burn_ratios(client, p.end, selector=sel), slo=slo)
+    text = (f"Error budget ({1 - slo:.0%} of requests over the {days:g} days before the window end, "
+            f"all versions): {b.errors:,.0f} 5xx of {b.allowed_errors:,.0f} allowed — "
+            f"**{b.consumed:.1%} consumed, {b.remaining:.1%} remaining**.")
+    burning = rates[rates["status"] == "burning"]
+    if len(burning) or b.overspent:
+        what = ", ".join(f"{r.severity} {r.short_window}/{r.long_window}" for r in burning.itertuples())
+        detail = f"{b.consumed:.1%} of the budget consumed" + (f"; burning: {what}" if what else "; overspent")
+        return BudgetSection(b, rates, days, text), [Check("Error budget", Status.WARN, False, detail)]
+    return BudgetSection(b, rates, days, text), [
+        Check("Error budget", Status.PASS, False, f"{b.consumed:.1%} of the {days:g}-day budget consumed, no burn-rate alert pair burning")]
+
+
+def _comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
+    from .compare import compare
+    from .stats import dispersion
+
+    name = "Candidate not worse than stable"
+    if not p.stable or p.stable == p.candidate:
+        return None, [Check(name, Status.NOT_CONFIGURED, False, "no stable version to compare with")]
+    counts = {}
+    for version in (p.candidate, p.stable):
+        sel = [*parse_selector(p.selector), matcher(p.version_label, version)]
+        tot = measure.totals(client, p.start, p.end, selector=sel)
+        buckets = measure.bucket_counts(client, p.start, p.end, selector=sel)
+        counts[version] = (float(tot["requests"].sum()), float(tot["errors"].sum()), dispersion(buckets))
+    (cn, ce, cphi), (sn, se, sphi) = counts[p.candidate], counts[p.stable]
+    c = compare(cn, ce, sn, se, margin=p.margin, confidence=p.confidence, phi_candidate=cphi, phi_stable=sphi)
+    status = Status.PASS if c.non_inferior else Status.WARN
+    return c, [Check(name, status, False, c.verdict_text)]
 
 
 @dataclass(frozen=True)
