@@ -1,0 +1,30 @@
+"""The public API is explicit: __all__ lists exactly the public names (httpx's test, adapted)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import reliability
+
+
+def test_all_matches_public_names() -> None:
+    import __future__
+
+    public = {name for name, value in vars(reliability).items() if not name.startswith("_")
+              and type(value).__name__ != "module" and not isinstance(value, __future__._Feature)}
+    assert set(reliability.__all__) == public | {"__version__"}
+
+
+def test_only_one_module_imports_prometheus_api_client() -> None:
+    from pathlib import Path
+
+    root = Path(reliability.__file__).parent
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                   if "prometheus_api_client" in p.read_text())
+    assert users == ["prom.py"]
+
+
+def test_import_is_cheap_and_side_effect_free() -> None:
+    code = "import sys, reliability; print('scipy' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
