@@ -96,18 +96,37 @@ def ratio_series(client: PrometheusClient, start: datetime, end: datetime, *, st
 
 
 def bucket_counts(client: PrometheusClient, start: datetime, end: datetime, *, bucket: float = 300.0,
-                  selector: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Requests and 5xx per bucket (columns ``time, requests, errors``) for the dispersion estimate."""
+                  selector: str | Sequence[str] | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Requests and 5xx per bucket (columns ``*by, time, requests, errors``) for the dispersion estimate."""
     rng = format_duration(bucket)
     first = utc(start) + pd.Timedelta(seconds=bucket)
+    keys = list(by)
     if first > utc(end):
-        return pd.DataFrame({"time": [], "requests": [], "errors": []})
-    n = client.query_range(f"sum(increase({_sel(selector)}[{rng}]))", first, utc(end), bucket)
-    e = client.query_range(f"sum(increase({_sel(selector, FIVE_XX)}[{rng}]))", first, utc(end), bucket)
-    frame = n.rename(columns={"value": "requests"})[["time", "requests"]].merge(
-        e.rename(columns={"value": "errors"})[["time", "errors"]], on="time", how="left")
+        return pd.DataFrame({**{k: [] for k in keys}, "time": [], "requests": [], "errors": []})
+    grp = _by(by)
+    n = client.query_range(f"sum{grp} (increase({_sel(selector)}[{rng}]))", first, utc(end), bucket)
+    e = client.query_range(f"sum{grp} (increase({_sel(selector, FIVE_XX)}[{rng}]))", first, utc(end), bucket)
+    for frame in (n, e):
+        for k in keys:
+            if k not in frame:
+                frame[k] = ""
+    frame = n.rename(columns={"value": "requests"})[[*keys, "time", "requests"]].merge(
+        e.rename(columns={"value": "errors"})[[*keys, "time", "errors"]], on=[*keys, "time"], how="left")
     frame["errors"] = frame["errors"].fillna(0.0)
     return frame
+
+
+def dispersion_by(buckets: pd.DataFrame, by: Sequence[str]) -> dict[object, float]:
+    """The dispersion factor per group (keys as ``bound_r_frame`` expects them)."""
+    from .stats import dispersion
+
+    if buckets.empty:
+        return {}
+    keys = list(by)
+    out: dict[object, float] = {}
+    for key, g in buckets.groupby(keys[0] if len(keys) == 1 else keys):
+        out[key] = dispersion(g[["requests", "errors"]])
+    return out
 
 
 @dataclass(frozen=True)

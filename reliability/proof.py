@@ -7,6 +7,7 @@ without evidence.
 """
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     """Run every section of the proof against ``client`` and decide the verdict."""
     proof = Proof(params=params, prometheus_url=client.url)
     _section(proof, "prometheus", "Prometheus is reachable", True, lambda: _prometheus(client))
+    _section(proof, "monitoring", "Monitoring works", True, lambda: _monitoring(params, client))
     _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
              lambda: _reliability(params, client))
     _section(proof, "budget", "Error budget", False, lambda: _budget(params, client))
@@ -105,10 +107,36 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
 
 # --------------------------------------------------------------------------- sections
 def _prometheus(client: PrometheusClient) -> tuple[dict[str, Any], list[Check]]:
-    info = client.api("status/buildinfo")
-    version = info.get("version", "unknown")
-    return info, [Check("Prometheus is reachable", Status.PASS, True,
-                        f"{client.url} answered; version {version}")]
+    # Reachability is judged by the monitoring checks; this records the version for provenance.
+    return client.api("status/buildinfo"), []
+
+
+@dataclass(frozen=True)
+class MonitoringSection:
+    """The monitoring checks, every dashboard panel's query result, and the dashboard image."""
+
+    checks: list[Check]
+    panels: pd.DataFrame
+    image: bytes  # PNG of the dashboard drawn from the panels' own queries
+
+
+def _monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSection, list[Check]]:
+    import matplotlib.pyplot as plt
+
+    from . import checks, dashboard, grafana
+
+    found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end)
+    dash = dashboard.load_dashboard(Path(p.dashboard))
+    panels = dashboard.run_panels(dash, client, p.start, p.end)
+    found.append(dashboard.dashboard_check(panels))
+    figure = dashboard.render_image(dash, panels)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=80)
+    plt.close(figure)  # the report shows the PNG once; the inline backend must not show it again
+    import tempfile
+
+    found += grafana.grafana_checks(dash, start=p.start, end=p.end, out_dir=tempfile.mkdtemp(prefix="grafana-"))
+    return MonitoringSection(found, panels, image.getvalue()), found
 
 
 @dataclass(frozen=True)
@@ -133,11 +161,17 @@ def _reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilityS
     phi = dispersion(buckets)  # fewer than 2 non-empty buckets: 1.0 with a warning
     bound = bound_r(n, e, phi=phi, threshold=p.threshold, confidence=p.confidence, method=p.method)
     opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
+    v = p.version_label
+    user_sel = p.selector or None
     per_version = bound_r_frame(
-        measure.totals(client, p.start, p.end, selector=p.selector or None, by=[p.version_label]),
-        by=[p.version_label], **opts)
-    per_route = bound_r_frame(measure.totals(client, p.start, p.end, selector=sel, by=["route"]),
-                              by=["route"], **opts)
+        measure.totals(client, p.start, p.end, selector=user_sel, by=[v]), by=v,
+        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=user_sel, by=[v]), [v]),
+        **opts)
+    per_route = bound_r_frame(
+        measure.totals(client, p.start, p.end, selector=sel, by=["route"]), by="route",
+        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=sel, by=["route"]),
+                                  ["route"]),
+        **opts)
     ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
     profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
     section = ReliabilitySection(bound, buckets, per_version, per_route, ratio, profile)

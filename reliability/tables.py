@@ -19,6 +19,9 @@ def _style(frame: pd.DataFrame, caption: str | None = None, fmt: dict[str, Any] 
         styler = styler.format({k: v for k, v in fmt.items() if k in frame.columns}, na_rep="—")
     if caption:
         styler = styler.set_caption(caption)
+    text_cols = [c for c in frame.columns if frame[c].dtype == object or str(frame[c].dtype).startswith("str")]
+    if text_cols:
+        styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
     return styler.set_table_styles([
         {"selector": "caption", "props": "caption-side: top; text-align: left; font-weight: bold;"},
         {"selector": "th", "props": "text-align: left;"},
