@@ -11,5 +11,5 @@ from reliability.embedded.config import derived_config
 from reliability.embedded.process import INSTALL_HINT, find_binary
 from reliability.embedded.server import EmbeddedPrometheus, default_data_file, serve
 
-__all__ = ["EmbeddedPrometheus", "INSTALL_HINT", "backfill", "default_data_file",
-           "derived_config", "find_binary", "serve"]
+__all__ = ["EmbeddedPrometheus", "EmbeddedVictoriaMetrics", "INSTALL_HINT", "backfill", "default_data_file",
+           "derived_config", "find_binary", "find_victoria_metrics", "serve"]
