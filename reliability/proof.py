@@ -97,6 +97,7 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     _section(proof, "comparison", "Candidate not worse than stable", False, lambda: _comparison(params, client))
     _section(proof, "alerts", "High5xxErrorRate did not fire for the candidate", True,
              lambda: _alerts(params, client))
+    _section(proof, "breakers", "No circuit breaker OPEN at the window end", True, lambda: _breakers(params, client))
     _section(proof, "junit", "Regression tests passed", True, lambda: _junit(params))
     _section(proof, "cache", "Cache invalidated after every queue update", True, lambda: _cache(params, client))
     _section(proof, "data_quality", "Data quality", False, lambda: _data_quality(params, client))
@@ -295,6 +296,59 @@ def _alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, lis
     detail = (f"replayed every {bt.interval:.0f} s over the window on {p.candidate}'s traffic "
               f"({bt.evaluations} evaluations): never firing")
     return AlertSection(bt, table, eps), [Check(name, Status.PASS, True, detail)]
+
+
+@dataclass(frozen=True)
+class BreakerSection:
+    """Per-breaker trip statistics and the sampled state timeline."""
+
+    stats: Any                # breakers.BreakerStats, or None when the package is unavailable
+    state: pd.DataFrame       # breaker, time, value (0 closed, 1 open, 2 half-open)
+    transitions: pd.DataFrame
+    calls: pd.DataFrame
+    open_at_end: list[str]
+    image: bytes | None
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.stats.summary if self.stats is not None else self.transitions
+
+
+def _breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, list[Check]]:
+    import matplotlib.pyplot as plt
+
+    from . import breakers
+    from .promql import format_duration
+
+    name = "No circuit breaker OPEN at the window end"
+    rng = format_duration((p.end - p.start).total_seconds())
+    transitions = client.query(
+        f"sum by (breaker, from, to) (increase(circuit_breaker_transitions_total[{rng}]))", p.end)
+    calls = client.query(f"sum by (breaker, outcome) (increase(circuit_breaker_calls_total[{rng}]))", p.end)
+    state = client.query_range("max by (breaker) (circuit_breaker_state)", p.start, p.end, 30.0)
+    if state.empty:
+        raise NoDataError("no circuit_breaker_state samples in the window: the backend does not export "
+                          "the breaker metrics of monitoring/METRICS.md")
+    last = state.sort_values("time").groupby("breaker").tail(1)
+    fresh = last[last["time"] >= p.end - pd.Timedelta(minutes=5)]
+    open_now = sorted(fresh.loc[fresh["value"] == 1, "breaker"])
+    stale = sorted(set(last["breaker"]) - set(fresh["breaker"]))
+    stats = breakers.trip_stats(transitions.rename(columns={"value": "increase"}), state,
+                                calls.rename(columns={"value": "increase"}), start=p.start, end=p.end)
+    ax = breakers.plot_timeline(state)
+    image = io.BytesIO()
+    ax.figure.savefig(image, format="png", dpi=90)
+    plt.close(ax.figure)
+    section = BreakerSection(stats, state, transitions, calls, open_now, image.getvalue())
+    trips = transitions[transitions["to"] == "open"]["value"].sum() if len(transitions) else 0.0
+    if open_now:
+        return section, [Check(name, Status.FAIL, True, f"OPEN at {iso(p.end)}: {', '.join(open_now)} "
+                               "(a dependency is failing now)")]
+    if stale:
+        return section, [Check(name, Status.INCONCLUSIVE, True,
+                               f"no recent state sample at the window end for: {', '.join(stale)}")]
+    return section, [Check(name, Status.PASS, True,
+                           f"{len(last)} breakers closed at {iso(p.end)}; {trips:.0f} trips in the window")]
 
 
 def _junit(p: ProofParams) -> tuple[Any, list[Check]]:

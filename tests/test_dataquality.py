@@ -1,0 +1,76 @@
+"""Data-quality preflight and cache consistency against the bundled history's ground truth."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import ts
+from reliability.cache import cache_consistency, coverage_table, gap_periods
+from reliability.dataquality import preflight, scrape_gaps
+from reliability.errors import NoDataError
+
+
+@pytest.mark.prometheus
+def test_scrape_gap_is_found_with_its_times(client, truth) -> None:
+    gap = truth["data_quality"]["scrape_gaps"][0]
+    w = truth["windows"]["scrape_gap_hour"]
+    dq = preflight(client, ts(w["start"]), ts(w["end"]))
+    found = dq.findings[dq.findings["kind"] == "scrape gap"]
+    assert len(found) == 1
+    row = found.iloc[0]
+    assert row["instance"] == gap["instance"]
+    assert abs(row["start"] - ts(gap["start"])) <= pd.Timedelta(seconds=30)
+    assert abs(row["end"] - ts(gap["end"])) <= pd.Timedelta(seconds=30)
+
+
+@pytest.mark.prometheus
+def test_counter_reset_is_found(client, truth) -> None:
+    reset = truth["data_quality"]["counter_resets"][0]
+    w = truth["windows"]["restart_hour"]
+    dq = preflight(client, ts(w["start"]), ts(w["end"]))
+    resets = dq.findings[dq.findings["kind"] == "counter reset"]
+    assert list(resets["instance"]) == [reset["instance"]]
+
+
+@pytest.mark.prometheus
+def test_clean_window_has_no_findings(client, truth) -> None:
+    w = truth["windows"]["canary"]
+    assert preflight(client, ts(w["start"]), ts(w["end"])).ok
+
+
+@pytest.mark.prometheus
+def test_cache_gap_matches_ground_truth(client, truth) -> None:
+    g = truth["cache"]["gaps"][0]
+    res = cache_consistency(client, ts(g["start"]) - pd.Timedelta(hours=1), ts(g["end"]) + pd.Timedelta(hours=1))
+    assert list(res.below["clinic"]) == [g["clinic"]]
+    gap = res.gaps.iloc[0]
+    assert gap["clinic"] == g["clinic"]
+    assert abs(gap["start"] - ts(g["start"])) <= pd.Timedelta(minutes=5)
+    assert abs(gap["end"] - ts(g["end"])) <= pd.Timedelta(minutes=5)
+    assert gap["updates"] == pytest.approx(g["updates_without_invalidation"], rel=0.02)
+
+
+@pytest.mark.prometheus
+def test_cache_metrics_absent_is_no_data(client) -> None:
+    start = pd.Timestamp("2025-10-01T00:00:00Z").to_pydatetime()
+    with pytest.raises(NoDataError, match="queue_updates_total"):
+        cache_consistency(client, start, start + pd.Timedelta(hours=1))
+
+
+def test_coverage_and_gaps_from_frames() -> None:
+    t = pd.date_range("2025-10-23T06:00:00Z", periods=4, freq="5min")
+    upd = pd.DataFrame({"clinic": ["a"] * 4, "time": t, "value": [10.0, 10.0, 10.0, 10.0]})
+    inv = pd.DataFrame({"clinic": ["a"] * 4, "time": t, "value": [10.0, 0.0, 0.0, 10.0]})
+    gaps = gap_periods(upd, inv, step=300)
+    assert len(gaps) == 1 and gaps.iloc[0]["updates"] == 20.0
+    assert gaps.iloc[0]["start"] == t[0] and gaps.iloc[0]["end"] == t[2]
+    table = coverage_table(pd.DataFrame({"clinic": ["a"], "value": [40.0]}),
+                           pd.DataFrame({"clinic": ["a"], "value": [20.0]}), pd.DataFrame())
+    assert table.iloc[0]["coverage"] == 0.5 and table.iloc[0]["stale_reads"] == 0.0
+
+
+def test_scrape_gaps_ignore_instances_outside_their_lifetime() -> None:
+    t = pd.date_range("2025-10-26T09:00:00Z", periods=6, freq="30s")
+    up = pd.DataFrame({"instance": ["canary"] * 3, "time": t[3:], "value": [1.0, 0.0, 1.0]})
+    gaps = scrape_gaps(up, start=t[0], end=t[-1], step=30)
+    assert len(gaps) == 1 and gaps.iloc[0]["start"] == t[4]
