@@ -68,7 +68,31 @@ def frame(frame: pd.DataFrame, *, caption: str | None = None, fmt: dict[str, Any
     out = frame.copy()
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
-            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S")
+            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S").fillna("—")
         elif pd.api.types.is_timedelta64_dtype(out[col]):
-            out[col] = out[col].map(lambda d: str(d).replace("0 days ", ""))
+            out[col] = out[col].map(lambda d: "—" if pd.isna(d) else str(d).replace("0 days ", ""))
+        elif pd.api.types.is_bool_dtype(out[col]):
+            out[col] = out[col].map({True: "yes", False: "no"})
+    out.columns = [str(c).replace("_", " ") for c in out.columns]
+    fmt = {str(k).replace("_", " "): v for k, v in (fmt or {}).items()}
     return _style(out, caption, fmt)
+
+
+def queries(log: pd.DataFrame) -> Any:
+    """The provenance log: each query with its evaluation time or range, narrow enough for A4."""
+    def when(row: Any) -> str:
+        fmt = "%Y-%m-%d %H:%M:%S"
+        if row["kind"] == "instant":
+            return f"at {row['time']:{fmt}}"
+        if row["kind"] == "range":
+            return f"{row['start']:{fmt}} .. {row['end']:{fmt}}, step {row['step']:g} s"
+        return "—"
+
+    out = pd.DataFrame({
+        "#": range(1, len(log) + 1),
+        "kind": log["kind"],
+        "query": log["query"],
+        "evaluated (UTC)": [when(r) for _, r in log.iterrows()],
+    })
+    return _style(out).set_properties(subset=["query"], **{"font-family": "DejaVu Sans Mono, monospace",
+                                                          "font-size": "6.5pt"})
