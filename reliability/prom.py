@@ -264,7 +264,7 @@ class PrometheusClient:
 
     def _call(self, fn: Callable[[], Any], query: str) -> Any:
         """Run one logical request: breaker, retries with backoff and jitter, error parsing."""
-        CircuitOpenError = _circuit_open_error()  # noqa: N806
+        from .breakers import CircuitOpenError
 
         last: str = ""
         for attempt in range(self.retries + 1):
@@ -370,28 +370,9 @@ class SnapshotClient(PrometheusClient):
 
 def _default_breaker() -> Any:
     """5 consecutive failed attempts open the breaker for 30 s: a dead server fails fast."""
-    try:
-        from .breakers import CircuitBreaker
-    except ImportError:  # TEMPORARY seam until reliability.breakers lands
-        return _NoBreaker()
+    from .breakers import CircuitBreaker
+
     return CircuitBreaker(failure_threshold=5, timeout=30.0, name="prometheus")
-
-
-def _circuit_open_error() -> type[Exception]:
-    try:
-        from .breakers import CircuitOpenError
-    except ImportError:  # TEMPORARY seam
-        return _NeverRaised
-    return CircuitOpenError
-
-
-class _NeverRaised(Exception):
-    pass
-
-
-class _NoBreaker:
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return fn(*args)
 
 
 @dataclass(frozen=True)
