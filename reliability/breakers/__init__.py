@@ -1,0 +1,21 @@
+"""Circuit breakers: the seed's breaker, fast replays of call histories, what-if tuning, trip statistics.
+
+``CircuitBreaker`` is the seed's breaker (consecutive failures); ``replay`` runs a call
+history through it with work per trip only; ``RateBasedBreaker``/``replay_rate_based`` are
+resilience4j's failure-rate policy for comparison; ``whatif`` replays a dependency's
+history under a grid of configurations; ``trip_stats`` summarizes the running breakers'
+metrics (trips, rejected calls, time open, aliasing between the counter and the gauge).
+"""
+from __future__ import annotations
+
+from .breaker import CircuitBreaker, CircuitOpenError, State
+from .plots import heatmap
+from .rate_policy import RateBasedBreaker, replay_rate_based
+from .replay import replay
+from .trips import BreakerStats, from_resilience4j, trip_stats
+from .whatif import intervals_from_calls, whatif
+
+__all__ = [
+    "BreakerStats", "CircuitBreaker", "CircuitOpenError", "RateBasedBreaker", "State", "from_resilience4j",
+    "heatmap", "intervals_from_calls", "replay", "replay_rate_based", "trip_stats", "whatif",
+]
