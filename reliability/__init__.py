@@ -7,6 +7,7 @@ Data flows one way: Prometheus (``prom``) -> tidy frames (``measure``, ``cache``
 from __future__ import annotations
 
 from .alerts import AlertRule, Backtest, backtest, load_rules
+from .breakers import BreakerStats, CircuitBreaker, CircuitOpenError, RateBasedBreaker, trip_stats, whatif
 from .budget import ErrorBudget, burn_rate, burn_rates, error_budget
 from .cache import CacheResult, cache_consistency
 from .compare import Comparison, compare
@@ -37,7 +38,8 @@ from .verdict import Check, Status, Verdict, decide
 __version__ = "0.1.0"
 
 __all__ = [
-    "AlertRule", "Backtest", "CacheResult", "Check", "Comparison", "ConfigurationError", "DataFileError",
+    "AlertRule", "Backtest", "BreakerStats", "CacheResult", "CircuitBreaker", "CircuitOpenError",
+    "RateBasedBreaker", "trip_stats", "whatif", "Check", "Comparison", "ConfigurationError", "DataFileError",
     "DataQuality", "DataQualityWarning", "EmbeddedPrometheus", "ErrorBudget", "InsufficientDataWarning",
     "JUnitResult", "MissingBinaryError", "NoDataError", "PrometheusClient", "PrometheusError",
     "PrometheusQueryError", "PrometheusUnavailable", "Proof", "ProofParams", "RBound", "ReliabilityError",

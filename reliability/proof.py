@@ -335,7 +335,7 @@ def _breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection,
     stale = sorted(set(last["breaker"]) - set(fresh["breaker"]))
     stats = breakers.trip_stats(transitions.rename(columns={"value": "increase"}), state,
                                 calls.rename(columns={"value": "increase"}), start=p.start, end=p.end)
-    ax = breakers.plot_timeline(state)
+    ax = stats.plot_timeline(state)
     image = io.BytesIO()
     ax.figure.savefig(image, format="png", dpi=90)
     plt.close(ax.figure)

@@ -13,15 +13,18 @@ import nbformat
 
 def strip(path: str) -> None:
     nb = nbformat.read(path, as_version=4)
+    count = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
-        keep = "nbval-check-output" in cell.metadata.get("tags", [])
+        count += 1
+        keep = "nbval-check-output" in cell.metadata.get("tags", []) and cell.outputs
+        # nbval treats a cell with outputs but no execution count as "unrun": number the kept ones.
+        cell.execution_count = count if keep else None
         if keep:
             for out in cell.outputs:
                 if "execution_count" in out:
-                    out["execution_count"] = None
+                    out["execution_count"] = count
         else:
             cell.outputs = []
         cell.metadata.pop("execution", None)

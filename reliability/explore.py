@@ -1,0 +1,455 @@
+"""Exploring the history beyond the verdict: where, when and why the 5xx come, and how alerts would cope.
+
+The proof answers one yes/no question; engineers then ask *where* the errors come from (routes,
+status codes, hours of the day), *how fast* the error budget is spent, and *how* the alert and
+breaker settings would have behaved. The queries here push every aggregation into PromQL (sums
+per hour, per route, per status) and hand small tidy frames to pure functions, so the notebooks
+stay fast on two cores and the logic stays testable without a server.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import measure
+from .budget import BURN_RATE_ALERTS, BURN_RATE_WINDOWS, BurnRateAlert
+from .errors import ConfigurationError, NoDataError
+from .prom import PrometheusClient, utc
+from .promql import format_duration, matcher, parse_duration
+
+__all__ = [
+    "BreakerChoice", "BudgetBurndown", "SettingChoice", "breaker_tradeoff", "budget_burndown", "burn_rate_headroom",
+    "choose_breaker", "choose_setting", "compare_versions", "drill_down", "duration_text", "hour_of_day",
+    "ratio_peaks", "split_comparison", "threshold_sweep", "with_ratio", "worst_windows",
+]
+
+
+# --------------------------------------------------------------------------- per-bucket views
+def with_ratio(buckets: pd.DataFrame) -> pd.DataFrame:
+    """Add ``ratio`` (5xx share) and ``r`` (1 - ratio) to bucket counts; empty buckets get NaN, not R = 1."""
+    out = buckets.copy()
+    requests = out["requests"].astype(float)
+    out["ratio"] = (out["errors"].astype(float) / requests).where(requests > 0)
+    out["r"] = 1.0 - out["ratio"]
+    return out
+
+
+def hour_of_day(buckets: pd.DataFrame, *, by: str, utc_offset_hours: float = 0.0,
+                bucket: float = 3600.0) -> pd.DataFrame:
+    """The pooled 5xx ratio per hour of the (local) day and group: rows 0-23, one column per group.
+
+    ``buckets`` are hourly counts from :func:`reliability.measure.bucket_counts`, whose
+    ``time`` is the *end* of each bucket; the hour shown is the bucket's start in local time.
+    Errors and requests are summed over the days before dividing, so a quiet night with 3
+    requests weighs 3 requests, not one day. Hours with no traffic stay NaN.
+    """
+    if buckets.empty:
+        raise NoDataError("no hourly counts to pivot: the window holds no traffic")
+    local = buckets["time"] - pd.Timedelta(seconds=bucket) + pd.Timedelta(hours=utc_offset_hours)
+    frame = buckets.assign(hour=local.dt.hour)
+    sums = frame.groupby(["hour", by])[["requests", "errors"]].sum()
+    ratio = (sums["errors"] / sums["requests"]).where(sums["requests"] > 0)
+    pivot = ratio.unstack(by).reindex(range(24))
+    pivot.index.name = "hour"
+    return pivot
+
+
+def worst_windows(buckets: pd.DataFrame, *, n: int = 5, min_requests: float = 1000.0,
+                  bucket: float = 3600.0) -> pd.DataFrame:
+    """The ``n`` buckets with the highest 5xx ratio among those with at least ``min_requests``.
+
+    Quiet buckets are left out on purpose: 2 errors in 10 night-time requests is a 20 % ratio
+    that says nothing. Columns: ``start``, ``end``, ``requests``, ``errors``, ``ratio``.
+    """
+    if n < 1:
+        raise ConfigurationError(f"n must be at least 1, got {n}")
+    frame = with_ratio(buckets)
+    frame = frame[frame["requests"] >= min_requests].dropna(subset=["ratio"])
+    if frame.empty:
+        raise NoDataError(f"no bucket has {min_requests:,.0f} requests or more; lower min_requests")
+    top = frame.sort_values(["ratio", "time"], ascending=[False, True], kind="stable").head(n)
+    return pd.DataFrame({
+        "start": top["time"] - pd.Timedelta(seconds=bucket), "end": top["time"],
+        "requests": top["requests"], "errors": top["errors"], "ratio": top["ratio"],
+    }).reset_index(drop=True)
+
+
+@dataclass(frozen=True, eq=False)
+class BudgetBurndown:
+    """Cumulative spend of a ``period``-day error budget over the observed history.
+
+    The budget is ``(1 - slo)`` of the requests the period would carry at the observed average
+    traffic: ``allowed = (1 - slo) * requests * period / observed``. ``frame`` holds per bucket
+    ``time``, ``consumed`` (cumulative 5xx / allowed), ``remaining`` (1 - consumed) and
+    ``sustainable`` (the fraction of the period elapsed: spending faster than this line
+    exhausts the budget before the period ends).
+    """
+
+    frame: pd.DataFrame
+    slo: float
+    period_days: float
+    observed_days: float
+    allowed_errors: float
+    errors: float
+
+    @property
+    def consumed(self) -> float:
+        """Share of the period's budget spent by the end of the history."""
+        return self.errors / self.allowed_errors
+
+    @property
+    def exhaustion_days(self) -> float:
+        """Days until the whole budget is gone at the observed average burn (inf without errors)."""
+        return self.observed_days / self.consumed if self.consumed > 0 else float("inf")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "slo": self.slo, "period days": self.period_days, "observed days": self.observed_days,
+            "allowed 5xx": self.allowed_errors, "5xx": self.errors, "consumed": self.consumed,
+            "sustainable by now": self.observed_days / self.period_days,
+            "days to exhaustion": self.exhaustion_days,
+        }])
+
+
+def budget_burndown(buckets: pd.DataFrame, *, slo: float = 0.98, period_days: float = 30.0,
+                    bucket: float = 3600.0) -> BudgetBurndown:
+    """The error-budget burn-down from overall bucket counts (``time``, ``requests``, ``errors``)."""
+    if not 0 < slo < 1:
+        raise ConfigurationError(f"slo must lie in (0, 1), e.g. 0.98, got {slo!r}")
+    frame = buckets.sort_values("time").reset_index(drop=True)
+    requests, errors = float(frame["requests"].sum()), float(frame["errors"].sum())
+    if frame.empty or requests <= 0:
+        raise NoDataError("no requests in the history: there is no error budget to burn down")
+    first = frame["time"].iloc[0] - pd.Timedelta(seconds=bucket)
+    observed = (frame["time"].iloc[-1] - first).total_seconds() / 86400
+    allowed = (1 - slo) * requests * period_days / observed
+    elapsed = (frame["time"] - first).dt.total_seconds() / 86400
+    consumed = frame["errors"].cumsum() / allowed
+    out = pd.DataFrame({"time": frame["time"], "consumed": consumed, "remaining": 1 - consumed,
+                        "sustainable": elapsed / period_days})
+    return BudgetBurndown(out, float(slo), float(period_days), float(observed), float(allowed), errors)
+
+
+# --------------------------------------------------------------------------- queries
+def drill_down(client: PrometheusClient, start: datetime, end: datetime, *,
+               selector: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Which routes and status codes the 5xx of [start, end] came from, largest first.
+
+    Columns: ``route``, ``status``, ``errors``, ``share`` (of the window's 5xx),
+    ``route_requests`` and ``route_ratio`` (this status's share of the route's requests).
+    """
+    q_all, _ = measure.totals_queries(start, end, selector=selector, by=["route"])
+    _, q_err = measure.totals_queries(start, end, selector=selector, by=["route", "status"])
+    at = utc(end)
+    errors = client.query(q_err, at).rename(columns={"value": "errors"})
+    routes = client.query(q_all, at).rename(columns={"value": "route_requests"})
+    if errors.empty or float(errors["errors"].sum()) <= 0:
+        raise NoDataError(f"no 5xx between {start.isoformat()} and {end.isoformat()}: nothing to drill into")
+    frame = errors[["route", "status", "errors"]].merge(routes[["route", "route_requests"]], on="route", how="left")
+    frame = frame[frame["errors"] > 0]
+    frame["share"] = frame["errors"] / frame["errors"].sum()
+    frame["route_ratio"] = frame["errors"] / frame["route_requests"]
+    frame = frame.sort_values(["errors", "route", "status"], ascending=[False, True, True], kind="stable")
+    return frame[["route", "status", "errors", "share", "route_requests", "route_ratio"]].reset_index(drop=True)
+
+
+def compare_versions(client: PrometheusClient, start: datetime, end: datetime, *, candidate: str, stable: str,
+                     label: str = "version", margin: float = 0.005, confidence: float = 0.95,
+                     bucket: float = 300.0) -> Any:
+    """Candidate vs stable over the same window, with each side's dispersion from ``bucket`` buckets.
+
+    Returns a :class:`reliability.compare.Comparison`. Four queries in all: totals and
+    buckets grouped by ``label``, instead of two per version.
+    """
+    from .compare import compare
+
+    sel = [matcher(label, f"{re.escape(candidate)}|{re.escape(stable)}", "=~")]
+    tot = measure.totals(client, start, end, selector=sel, by=[label]).set_index(label)
+    missing = [v for v in (candidate, stable) if v not in tot.index]
+    if missing:
+        raise NoDataError(f"no requests of {', '.join(missing)} ({label}) between {start.isoformat()} and "
+                          f"{end.isoformat()}; pick a window where both versions served traffic")
+    phi = measure.dispersion_by(measure.bucket_counts(client, start, end, bucket=bucket, selector=sel, by=[label]),
+                                [label])
+    c, s = tot.loc[candidate], tot.loc[stable]
+    return compare(c["requests"], c["errors"], s["requests"], s["errors"], margin=margin, confidence=confidence,
+                   phi_candidate=phi.get(candidate, 1.0), phi_stable=phi.get(stable, 1.0))
+
+
+def ratio_peaks(client: PrometheusClient, start: datetime, end: datetime, *,
+                windows: Sequence[str] = BURN_RATE_WINDOWS, selector: str | Sequence[str] | None = None,
+                points_per_window: int = 12) -> pd.DataFrame:
+    """The highest 5xx ratio each burn-rate window reached over [start, end], and when.
+
+    Each window's ratio is sampled ``points_per_window`` times per window length (a 3-day
+    ratio every 6 h, a 5-minute one every 25 s, at least every 30 s): consecutive samples
+    share most of their window, so the peak is not missed by more than that slice, while
+    long windows cost as little as short ones. Columns: ``window``, ``step``,
+    ``peak_ratio``, ``peak_time``.
+    """
+    rows = []
+    for w in windows:
+        seconds = parse_duration(w)
+        step = max(30.0, seconds / points_per_window)
+        expr = measure.burn_ratio_query(selector=selector, windows=[w])
+        series = client.query_range(expr, utc(start), utc(end), step).dropna(subset=["value"])
+        if series.empty:
+            rows.append({"window": w, "step": format_duration(step), "peak_ratio": np.nan, "peak_time": pd.NaT})
+            continue
+        top = series.loc[series["value"].idxmax()]
+        rows.append({"window": w, "step": format_duration(step), "peak_ratio": float(top["value"]),
+                     "peak_time": top["time"]})
+    return pd.DataFrame(rows)
+
+
+def burn_rate_headroom(peaks: pd.DataFrame, *, slo: float = 0.98,
+                       alerts: Iterable[BurnRateAlert] = BURN_RATE_ALERTS) -> pd.DataFrame:
+    """Why each multi-window alert did or did not fire: its 5xx threshold beside the peaks seen.
+
+    A pair fires only when *both* its windows exceed ``threshold * (1 - slo)``, so a long
+    window whose peak stays below it rules the alert out. ``slo_to_fire`` is the strictest
+    SLO at which the observed long-window peak would have crossed the threshold.
+    """
+    peak = dict(zip(peaks["window"], peaks["peak_ratio"]))
+    rows = []
+    for a in alerts:
+        limit = a.threshold * (1 - slo)
+        long_peak, short_peak = peak.get(a.long_window, np.nan), peak.get(a.short_window, np.nan)
+        rows.append({
+            "severity": a.severity, "windows": f"{a.long_window} and {a.short_window}", "burn_rate": a.threshold,
+            "threshold_ratio": limit, "long_peak": long_peak, "short_peak": short_peak,
+            "long_peak_burn_rate": long_peak / (1 - slo),
+            "could_fire": bool(long_peak > limit and short_peak > limit),
+            "slo_to_fire": 1 - long_peak / a.threshold,
+        })
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- alert threshold sweep
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COMPARISON = re.compile(rf"^(?P<lhs>.*\S)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>{_NUMBER})\s*$", re.DOTALL)
+
+
+def split_comparison(expr: str) -> tuple[str, str, float]:
+    """Split ``(ratio) > 0.02`` into the expression, the operator and the threshold.
+
+    The sweep evaluates the left-hand side once and applies each threshold locally, which
+    is exact for a filtering comparison against a constant: Prometheus returns the
+    left-hand sample (with its value) wherever the comparison holds.
+    """
+    m = _COMPARISON.match(expr.strip())
+    if m is None:
+        raise ConfigurationError(f"alert expression {expr!r} does not end in a comparison with a number "
+                                 "such as '> 0.02'; the sweep needs one to vary")
+    lhs = m.group("lhs").strip()
+    if _top_level_set_operator(lhs):
+        raise ConfigurationError(f"in {expr!r} the final comparison binds tighter than and/or/unless, so it "
+                                 "applies to the last operand only; put the ratio in parentheses before '>'")
+    return lhs, m.group("op"), float(m.group("value"))
+
+
+def _top_level_set_operator(expr: str) -> bool:
+    depth, out = 0, []
+    for c in expr:
+        depth += c in "([{"
+        depth -= c in ")]}"
+        out.append(c if depth == 0 else " ")
+    return bool(re.search(r"\b(and|or|unless)\b", "".join(out)))
+
+
+_OPS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+        "==": np.equal, "!=": np.not_equal}
+
+
+def threshold_sweep(series: pd.DataFrame, times: Sequence[Any] | pd.DatetimeIndex, *, thresholds: Iterable[float],
+                    fors: Iterable[float | str], incidents: Iterable[Mapping[str, Any]], op: str = ">",
+                    alert: str = "High5xxErrorRate", slack: timedelta | float = timedelta(minutes=15)) -> pd.DataFrame:
+    """Replay the alert for every threshold and ``for`` from ONE evaluated series.
+
+    Parameters
+    ----------
+    series
+        The left-hand side of the alert evaluated at every evaluation time (``time``, ``value``;
+        one unlabelled series, as the seed's ``sum(...) / sum(...)``).
+    times
+        Every evaluation time, as :func:`reliability.alerts.evaluation_times` gives them.
+    thresholds, fors
+        The settings to try; ``for`` as seconds or durations such as ``"5m"``.
+    incidents
+        Ground-truth incidents (``name``, ``start``, ``end``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per setting: ``threshold``, ``for``, ``detected``, ``missed``,
+        ``max_detection_delay``, ``false_alarms``, ``firing_episodes``, ``firing_time``.
+    """
+    from .alerts import alert_quality, run_alert_states
+
+    if op not in _OPS:
+        raise ConfigurationError(f"unknown comparison {op!r}; use one of {', '.join(_OPS)}")
+    incidents = list(incidents)
+    extra = sorted(set(series.columns) - {"time", "value"})
+    if extra and len(series[extra].drop_duplicates()) > 1:
+        raise ConfigurationError(f"the sweep needs one series, got several label sets over {extra}; "
+                                 "aggregate them in PromQL first")
+    s = series.dropna(subset=["value"])
+    end = pd.DatetimeIndex(pd.to_datetime(list(times), utc=True))[-1] if len(times) else None
+    rows = []
+    for threshold in thresholds:
+        hits = s[_OPS[op](s["value"].to_numpy(dtype=float), float(threshold))]
+        samples = pd.DataFrame({"labels": pd.Series([{"alertname": alert}] * len(hits), dtype=object),
+                                "time": hits["time"].to_numpy(), "value": hits["value"].to_numpy(dtype=float)})
+        for f in fors:
+            hold = parse_duration(f)
+            _, episodes = run_alert_states(samples, times, for_=hold)
+            quality = alert_quality(episodes, incidents, slack=slack, alert=alert).summary.iloc[0]
+            firing = episodes[episodes["firing_since"].notna()]
+            rows.append({
+                "threshold": float(threshold), "for": pd.Timedelta(seconds=hold),
+                "detected": int(quality["detected"]), "missed": int(quality["missed"]),
+                "max_detection_delay": quality["max_detection_delay"], "false_alarms": int(quality["false_alarms"]),
+                "firing_episodes": len(firing),
+                "firing_time": (firing["resolved_at"].fillna(end) - firing["firing_since"]).sum()
+                if len(firing) else pd.Timedelta(0),
+            })
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class SettingChoice:
+    """The recommended alert setting and the reason, as numbers from the sweep."""
+
+    threshold: float
+    for_: pd.Timedelta
+    row: pd.Series
+    candidates: int
+    reason: str
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.row.to_frame().T.reset_index(drop=True)
+
+
+def choose_setting(sweep: pd.DataFrame) -> SettingChoice:
+    """The setting to recommend: catch every incident, no false alarm, one page per incident, then fastest.
+
+    Ranking: fewest missed incidents, then fewest false alarms, then fewest firing episodes (an
+    alert that flaps during one incident pages the on-call several times), then the shortest
+    worst-case detection delay. Remaining ties go to the higher threshold and the longer
+    ``for``: of two settings that behaved alike on this history, the less noise-sensitive one
+    is safer on the next.
+    """
+    if sweep.empty:
+        raise NoDataError("the sweep is empty: give at least one threshold and one 'for'")
+    delay = pd.to_timedelta(sweep["max_detection_delay"]).dt.total_seconds().fillna(np.inf)  # missed: last
+    ranked = sweep.assign(_delay=delay).sort_values(
+        ["missed", "false_alarms", "firing_episodes", "_delay", "threshold", "for"],
+        ascending=[True, True, True, True, False, False], kind="stable")
+    best = ranked.iloc[0].drop("_delay")
+    clean = sweep[(sweep["missed"] == 0) & (sweep["false_alarms"] == 0)
+                  & (sweep["firing_episodes"] <= sweep["detected"])]
+    setting = f"threshold {best['threshold']:.0%} with for {duration_text(best['for'])}"
+    if best["missed"]:
+        reason = f"no setting catches every incident; {setting} misses the fewest ({best['missed']})"
+    elif len(clean):
+        reason = (f"{len(clean)} of {len(sweep)} settings caught every incident with no false alarm and one "
+                  f"page per incident; of those, {setting} fired the soonest (at most "
+                  f"{duration_text(best['max_detection_delay'])} after the incident began)")
+    else:
+        reason = (f"no setting caught every incident cleanly; {setting} has the fewest false alarms "
+                  f"({best['false_alarms']}) and firing episodes ({best['firing_episodes']})")
+    return SettingChoice(float(best["threshold"]), best["for"], best, len(clean), reason)
+
+
+# --------------------------------------------------------------------------- breaker tuning
+def breaker_tradeoff(whatif: pd.DataFrame) -> pd.DataFrame:
+    """What each breaker configuration costs and saves, from :func:`reliability.breakers.whatif` means.
+
+    Adds ``failures_blocked`` (failed calls kept off the dependency), ``good_rejected``
+    (calls turned away that would have succeeded: the breaker's own user-visible errors),
+    ``failed_share`` (share of the failures that still reached the dependency) and ``pareto``
+    (no other configuration is at least as good on both ``failed_calls_allowed_mean`` and
+    ``good_rejected`` and better on one).
+    """
+    out = whatif.copy()
+    out["failures_blocked"] = out["failures"] - out["failed_calls_allowed_mean"]
+    out["good_rejected"] = (out["rejected_mean"] - out["failures_blocked"]).clip(lower=0)
+    out["failed_share"] = (out["failed_calls_allowed_mean"] / out["failures"]).where(out["failures"] > 0)
+    failed, good = out["failed_calls_allowed_mean"].to_numpy(), out["good_rejected"].to_numpy()
+    dominated = [bool(np.any((failed <= f) & (good <= g) & ((failed < f) | (good < g)))) for f, g in zip(failed, good)]
+    out["pareto"] = ~np.asarray(dominated, dtype=bool)
+    return out
+
+
+@dataclass(frozen=True)
+class BreakerChoice:
+    """The recommended breaker configuration beside the one in force, with the trade-off in calls."""
+
+    best: pd.Series
+    current: pd.Series | None
+    failed_call_weight: float
+    reason: str
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        rows = [self.best.rename("recommended")]
+        if self.current is not None:
+            rows.append(self.current.rename("in force"))
+        return pd.DataFrame(rows)
+
+
+def choose_breaker(tradeoff: pd.DataFrame, *, failed_call_weight: float = 2.0,
+                   current: tuple[str, float, float] | None = ("consecutive", 5, 60.0)) -> BreakerChoice:
+    """Pick the configuration with the lowest cost ``good_rejected + weight * failed_calls_allowed``.
+
+    A rejected good call is one user-visible error; a failed call that reaches a failing
+    dependency is one too, plus its wait and the load that slows the dependency's recovery:
+    ``failed_call_weight`` says how many rejected calls one such failure is worth.
+    ``current`` is ``(policy, failure_threshold, timeout)`` of the configuration in force.
+    """
+    if tradeoff.empty:
+        raise NoDataError("no breaker configurations to choose from")
+    if not failed_call_weight >= 0:
+        raise ConfigurationError(f"failed_call_weight must be >= 0, got {failed_call_weight!r}")
+    cost = tradeoff["good_rejected"] + failed_call_weight * tradeoff["failed_calls_allowed_mean"]
+    ranked = tradeoff.assign(cost=cost).sort_values(["cost", "policy", "failure_threshold", "timeout"], kind="stable")
+    best = ranked.iloc[0]
+    now = None
+    if current is not None:
+        mask = ((ranked["policy"] == current[0]) & (ranked["failure_threshold"] == current[1])
+                & (ranked["timeout"] == current[2]))
+        now = ranked[mask].iloc[0] if mask.any() else None
+
+    def name(row: pd.Series) -> str:
+        unit = "% failure rate" if row["policy"] == "rate" else " consecutive failures"
+        return f"{row['policy']} breaker, {row['failure_threshold']:g}{unit}, {row['timeout']:g} s open"
+
+    reason = (f"{name(best)}: {best['failed_calls_allowed_mean']:,.0f} failed calls reach the dependency "
+              f"({best['failed_share']:.0%} of its failures) and {best['good_rejected']:,.0f} good calls are rejected")
+    if now is not None and now.name != best.name:
+        d_failed = now["failed_calls_allowed_mean"] - best["failed_calls_allowed_mean"]
+        d_good = best["good_rejected"] - now["good_rejected"]
+        reason += (f"; against the configuration in force ({name(now)}: {now['failed_calls_allowed_mean']:,.0f} "
+                   f"failed, {now['good_rejected']:,.0f} good rejected) that is {abs(d_failed):,.0f} "
+                   f"{'fewer' if d_failed >= 0 else 'more'} failed calls for {abs(d_good):,.0f} "
+                   f"{'more' if d_good >= 0 else 'fewer'} rejected good calls")
+    elif now is not None:
+        reason += "; that is the configuration in force"
+    return BreakerChoice(best, now, float(failed_call_weight), reason)
+
+
+def duration_text(value: Any) -> str:
+    """A timedelta as a Prometheus-style duration (``7m30s``), ``-2m`` before, ``—`` when missing."""
+    if pd.isna(value):
+        return "—"
+    seconds = pd.Timedelta(value).total_seconds()
+    sign = "-" if seconds < 0 else ""
+    return sign + (format_duration(abs(seconds)) if seconds else "0s")

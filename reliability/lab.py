@@ -1,0 +1,45 @@
+"""One call for notebooks: the configured Prometheus, or the bundled history served on 127.0.0.1.
+
+An engineer opening a notebook in JupyterLab should not have to start a server first. With
+``PROMETHEUS_URL`` (or ``RELIABILITY_SNAPSHOT``) set, :func:`connect` uses it; otherwise it
+starts :class:`reliability.embedded.EmbeddedPrometheus` once per kernel. The embedded server
+registers its own ``atexit`` stop and a SIGTERM handler, so it goes away with the kernel.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .prom import PrometheusClient
+
+_SERVER: Any = None  # the embedded server this kernel started, if any
+
+
+def connect(**options: Any) -> PrometheusClient:
+    """A client to ``PROMETHEUS_URL`` if set, else to an embedded Prometheus started for this kernel.
+
+    Calling it again in the same kernel reuses the running server. ``options`` go to
+    :class:`reliability.prom.PrometheusClient` (``timeout``, ``retries``...).
+    """
+    global _SERVER
+    if os.environ.get("PROMETHEUS_URL") or os.environ.get("RELIABILITY_SNAPSHOT"):
+        return PrometheusClient.from_env(**options)
+    if _SERVER is None:
+        from .embedded import EmbeddedPrometheus
+
+        # No Alertmanager: exploring history sends no alerts, and it starts faster alone.
+        _SERVER = EmbeddedPrometheus(alertmanager=False).start()
+    return PrometheusClient(_SERVER.url, **options)
+
+
+def embedded_url() -> str | None:
+    """URL of the embedded server :func:`connect` started, or None when it used PROMETHEUS_URL."""
+    return _SERVER.url if _SERVER is not None else None
+
+
+def stop() -> None:
+    """Stop the embedded server now instead of at kernel exit (a no-op when none was started)."""
+    global _SERVER
+    if _SERVER is not None:
+        _SERVER.stop()
+        _SERVER = None
