@@ -383,7 +383,7 @@ def alertmanager_discovered(client: Any, *, wait: float = 20.0) -> Check:
     for url in active:
         base = re.sub(r"/api/v\d+/alerts/?$", "", url)
         try:
-            ok = requests.get(base + "/-/ready", timeout=5.0).status_code == 200
+            ok = client.probe(base + "/-/ready") == 200
         except requests.RequestException:
             ok = False
         answers.append((base, ok))
@@ -466,6 +466,7 @@ def run_all(
     prometheus_yml: str | Path = paths.PROMETHEUS_YML,
     metrics: Iterable[str] | None = None,
     required: Sequence[str] = (SEED_RULE,),
+    now: datetime | None = None,
 ) -> list[Check]:
     """All monitoring checks in the order a reader would investigate them.
 
@@ -476,7 +477,7 @@ def run_all(
     checks = [prometheus_ready(client)]
     if checks[0].status is not Status.PASS:
         return checks
-    checks.append(rules_loaded(client, rule_file, required=required))
+    checks.append(rules_loaded(client, rule_file, required=required, now=now))
     checks.append(alertmanager_discovered(client))
     try:
         groups = [g for f in (rule_file, *extra_rule_files) if Path(f).exists() for g in load_rules(f)]

@@ -215,12 +215,33 @@ class PrometheusClient:
         """True when ``/-/ready`` answers 200 (VictoriaMetrics answers on /health instead)."""
         for path in ("/-/ready", "/health"):
             try:
-                r = self._session.get(self.url + path, timeout=min(self.timeout, 5.0))
+                r = self._session.get(self.url + path, headers=self._api.headers, auth=self._api.auth,
+                                      timeout=min(self.timeout, 5.0))
             except requests.RequestException:
                 return False
             if r.status_code == 200:
                 return True
         return False
+
+    def probe(self, url: str) -> int:
+        """HTTP status of a plain GET to a related service (e.g. a discovered Alertmanager), 0 if none.
+
+        Sent without this server's credentials; recorded so re-rendering needs no network.
+        """
+        def get() -> int:
+            try:
+                return requests.get(url, timeout=min(self.timeout, 5.0)).status_code
+            except requests.RequestException:
+                return 0
+
+        return int(self._fetch(("probe", url), get))
+
+    def now(self) -> datetime:
+        """Wall-clock time of the first call (recorded, so a re-rendered report judges the same moment)."""
+        key = json.dumps(["clock"])
+        if key not in self._snapshot:
+            self._snapshot[key] = datetime.now(timezone.utc).isoformat()
+        return datetime.fromisoformat(self._snapshot[key])
 
     # ------------------------------------------------------------------ snapshot
     def _fetch(self, key: tuple[str, ...], get: Callable[[], Any]) -> Any:
@@ -359,13 +380,20 @@ class SnapshotClient(PrometheusClient):
     def _fetch(self, key: tuple[str, ...], get: Callable[[], Any]) -> Any:
         from .errors import NoDataError
 
-        k = json.dumps(key)
+        k = json.dumps(list(key))
         if k not in self._snapshot:
             raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
         return self._snapshot[k]
 
     def ready(self) -> bool:
         return True
+
+    def now(self) -> datetime:
+        if json.dumps(["clock"]) not in self._snapshot:
+            from .errors import NoDataError
+
+            raise NoDataError(f"the snapshot {self.path} does not record when the proof ran")
+        return super().now()
 
 
 def _default_breaker() -> Any:

@@ -126,8 +126,12 @@ def _monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSec
     import matplotlib.pyplot as plt
 
     from . import checks, dashboard, grafana
+    from .errors import PrometheusUnavailable
 
-    found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end)
+    if not client.ready():  # an unreachable server is missing evidence, not a failed check
+        raise PrometheusUnavailable(f"Prometheus at {client.url} is unreachable: the monitoring "
+                                    "checks could not run", url=client.url)
+    found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end, now=client.now())
     dash = dashboard.load_dashboard(Path(p.dashboard))
     panels = dashboard.run_panels(dash, client, p.start, p.end)
     found.append(dashboard.dashboard_check(panels))
