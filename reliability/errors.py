@@ -13,24 +13,22 @@ class ConfigurationError(ReliabilityError):
     """A user-supplied input (file, parameter, option) is wrong; the message names it."""
 
 
-class DataFileError(ConfigurationError):
+class FileLocatedError(ConfigurationError):
+    """A user-supplied file is wrong at a known place; the message starts with ``path:line``."""
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+
+
+class DataFileError(FileLocatedError):
     """A metric history file is corrupt or truncated."""
 
-    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {message}")
-        self.path = path
-        self.line = line
 
-
-class RuleFileError(ConfigurationError):
+class RuleFileError(FileLocatedError):
     """An alerting/recording rule file cannot be loaded or is invalid."""
-
-    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
-        where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {message}")
-        self.path = path
-        self.line = line
 
 
 class DashboardError(ConfigurationError):
