@@ -170,6 +170,17 @@ def test_rule_groups_come_from_the_config(served: EmbeddedPrometheus, config_dir
 
 
 @pytest.mark.prometheus
+def test_rules_are_evaluated_within_seconds_of_start(served: EmbeddedPrometheus) -> None:
+    # The production 30 s interval would make the rule check wait up to 30 s after start.
+    def evaluated() -> list[dict[str, Any]]:
+        groups = get(served.url, "/api/v1/rules")["groups"]
+        return [g for g in groups if g["lastEvaluation"] > "2000"]
+
+    groups = poll(evaluated)
+    assert [g["interval"] for g in groups] == [5]
+
+
+@pytest.mark.prometheus
 def test_history_is_served_without_scraping(served: EmbeddedPrometheus) -> None:
     assert get(served.url, "/api/v1/targets")["activeTargets"] == []
 
@@ -318,6 +329,13 @@ def test_derived_config_serves_history_with_local_alertmanager(config_dir: Path)
     assert derived["alerting"] == {
         "alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:9999"]}]}]}
     assert derived["global"]["evaluation_interval"] == "30s"
+
+
+def test_derived_config_can_shorten_only_the_evaluation_interval(config_dir: Path) -> None:
+    plain = derived_config(config_dir / "prometheus.yml", alertmanager=None)
+    fast = derived_config(config_dir / "prometheus.yml", alertmanager=None, evaluation_interval="5s")
+    assert fast["global"] == {**plain["global"], "evaluation_interval": "5s"}
+    assert {k: v for k, v in fast.items() if k != "global"} == {k: v for k, v in plain.items() if k != "global"}
 
 
 @pytest.mark.skipif(not paths.PROMETHEUS_YML.exists(), reason="monitoring/prometheus.yml not written yet")

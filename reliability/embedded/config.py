@@ -16,12 +16,18 @@ receivers:
 """
 
 
-def derived_config(config: Path, *, alertmanager: str | None) -> dict[str, Any]:
+def derived_config(config: Path, *, alertmanager: str | None,
+                   evaluation_interval: str | None = None) -> dict[str, Any]:
     """Adapt the production ``prometheus.yml`` to serve history from a temporary directory.
 
     Rule file paths become absolute (Prometheus resolves them against the config file,
     which moves), the Alertmanager target becomes the local one, and scraping and remote
     storage go: we serve recorded history, and must not scrape or write anywhere real.
+    ``evaluation_interval``, when given, replaces ``global.evaluation_interval``: a fresh
+    Prometheus first evaluates a group only when its interval comes round (up to 30 s
+    here), and the rule check waits for that evaluation. Rules evaluated live on a
+    history server see no current data, so their cadence changes nothing else; the alert
+    backtests take the interval from the file, not from the server.
 
     Raises
     ------
@@ -52,6 +58,8 @@ def derived_config(config: Path, *, alertmanager: str | None) -> dict[str, Any]:
                     if k == "alert_relabel_configs"}
         alerting["alertmanagers"] = [{"static_configs": [{"targets": [alertmanager]}]}]
         derived["alerting"] = alerting
+    if evaluation_interval is not None:
+        derived["global"] = {**(derived.get("global") or {}), "evaluation_interval": evaluation_interval}
     return derived
 
 

@@ -27,8 +27,13 @@ from reliability.embedded.process import (
 )
 
 READY_TIMEOUT_S = 30.0
+# Rules evaluate this often on the history server, so the rule check's wait for a first
+# evaluation after start is at most 5 s instead of the production 30 s (see derived_config).
+EVALUATION_INTERVAL = "5s"
 _sigterm_holders = 0  # running instances relying on our SIGTERM handler
 _PORT_ATTEMPTS = 5
+
+
 def default_data_file() -> Path:
     """The bundled history, ``data/love-history.om.xz`` or ``.om.gz``."""
     return paths.history_file()
@@ -51,16 +56,19 @@ class EmbeddedPrometheus:
         Prometheus' port; default a free one.
     cache_dir
         Replaces :func:`reliability.paths.cache_dir` for the backfilled blocks.
+    evaluation_interval
+        Replaces the config's ``global.evaluation_interval``; None keeps the production one.
     """
 
     def __init__(self, data_file: Path | None = None, *, config: Path = paths.PROMETHEUS_YML,
                  alertmanager: bool = True, port: int | None = None,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, evaluation_interval: str | None = EVALUATION_INTERVAL) -> None:
         self.data_file = Path(data_file) if data_file is not None else default_data_file()
         self.config = Path(config)
         self.alertmanager = alertmanager
         self.port = port
         self.cache_dir = cache_dir
+        self.evaluation_interval = evaluation_interval
         self._tmp: Path | None = None
         self._prometheus: Child | None = None
         self._alertmanager: Child | None = None
@@ -171,7 +179,8 @@ class EmbeddedPrometheus:
     def _write_config(self, path: Path, am_target: str | None) -> None:
         import yaml
 
-        path.write_text(yaml.safe_dump(derived_config(self.config, alertmanager=am_target),
+        path.write_text(yaml.safe_dump(derived_config(self.config, alertmanager=am_target,
+                                                      evaluation_interval=self.evaluation_interval),
                                        sort_keys=False))
 
     def _launch_prometheus(self, binary: str, config: Path, port: int | None = None) -> Child:
