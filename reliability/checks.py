@@ -16,7 +16,7 @@ from typing import Any
 
 from . import paths
 from .errors import PrometheusError, ReliabilityError
-from .promql import format_duration, parse_duration
+from .promql import STRING_LITERAL, format_duration, parse_duration
 from .verdict import Check, Status
 
 SEED_RULE = "High5xxErrorRate"
@@ -32,7 +32,7 @@ CONTRACT_METRICS = (
     "cache_stale_reads_total",
 )
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_STRING = STRING_LITERAL
 _COMMENT = re.compile(r"#[^\n]*")
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _NUMBER = re.compile(r"(?:0[xX][0-9a-fA-F]+|\d*\.?\d+(?:[eE][+-]?\d+)?)")

@@ -14,6 +14,10 @@ _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _MATCH_OPS = ("=", "!=", "=~", "!~")
+STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_LITERAL_OR_COMMENT = re.compile(STRING_LITERAL.pattern + r"|#[^\n]*")
+_SET_OPERATOR = re.compile(r"(?<![\w:])(and|or|unless)(?![\w:])", re.IGNORECASE)
+_RANGE = re.compile(r"\[\s*([0-9a-zA-Z]+)\s*(?::[^\]]*)?\]")
 
 
 def escape_label_value(value: str) -> str:
@@ -138,3 +142,40 @@ def scope(expr: str, metric: str, matchers: list[str]) -> str:
         return f"{metric}{{{inner + ',' if inner else ''}{extra}}}"
 
     return pattern.sub(add, expr)
+
+
+def _blank(expr: str) -> str:
+    """``expr`` with string contents and comments blanked, same length, so indices still match."""
+    def blank(m: re.Match[str]) -> str:
+        text = m.group(0)
+        return " " * len(text) if text[0] == "#" else text[0] + " " * (len(text) - 2) + text[-1]
+    return _LITERAL_OR_COMMENT.sub(blank, expr)
+
+
+def split_and(expr: str) -> tuple[str, str] | None:
+    """``(left, right)`` when ``expr`` is ``left and right`` at the top level, else None.
+
+    None too when the top level also has ``or`` or ``unless`` (they bind as loose or
+    looser, so splitting would change the meaning) or the ``and`` has ``on``/``ignoring``:
+    callers that re-implement the match on all labels must see only the default match.
+    """
+    text, depth, found = _blank(expr), 0, []
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and (m := _SET_OPERATOR.match(text, i)) is not None:
+            found.append((m.group(1).lower(), m.start(), m.end()))
+    if [op for op, _, _ in found] != ["and"]:
+        return None
+    _, a, b = found[0]
+    left, right = expr[:a].strip(), expr[b:].strip()
+    if not left or not right or re.match(r"(on|ignoring|group_left|group_right)\s*\(", right, re.IGNORECASE):
+        return None
+    return left, right
+
+
+def longest_range(expr: str) -> float:
+    """The longest range (``[3d]``, or a subquery's ``[1d:5m]``) in ``expr``, in seconds; 0 if none."""
+    return max((parse_duration(r) for r in _RANGE.findall(_blank(expr))), default=0.0)

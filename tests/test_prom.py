@@ -10,7 +10,7 @@ import pytest
 from faultproxy import FaultProxy
 from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
 from reliability.prom import MAX_POINTS, PrometheusClient, tidy
-from reliability.promql import escape_label_value, parse_selector, selector
+from reliability.promql import escape_label_value, longest_range, parse_selector, selector, split_and
 
 END = datetime(2025, 10, 29, tzinfo=timezone.utc)
 prometheus = pytest.mark.prometheus
@@ -185,3 +185,52 @@ def test_bearer_token_comes_from_the_environment(prometheus_url: str, monkeypatc
         c = fast_client(proxy.url)
         assert not c.query("sum(up)", END).empty
         assert token not in repr(c)
+
+
+# --------------------------------------------------------------------------- PromQL text
+@pytest.mark.parametrize("expr, parts", [
+    ("a > 1 and b > 2", ("a > 1", "b > 2")),
+    ('x{l="p and q"} AND y', ('x{l="p and q"}', "y")),     # strings and case
+    ("brand_total and sandy", ("brand_total", "sandy")),    # not inside identifiers
+    ("(a and b)", None),                                     # not at the top level
+    ("a and b or c", None),                                  # `or` binds looser: (a and b) or c
+    ("a and b unless c", None),
+    ("a and on(x) b", None),                                 # custom matching
+    ("a and b and c", None),
+])
+def test_split_and_only_splits_a_single_top_level_and(expr: str, parts: tuple[str, str] | None) -> None:
+    assert split_and(expr) == parts
+
+
+def test_longest_range_reads_ranges_and_subqueries_but_not_strings() -> None:
+    assert longest_range("rate(x[5m]) and rate(y[3d])") == 3 * 86400
+    assert longest_range("max_over_time(rate(x[5m])[1d:1m])") == 86400
+    assert longest_range('x{a="[9d]"}') == 0
+
+
+BURN = ('(sum{by}(rate(http_requests_total{{status=~"5.."}}[{w}])) or vector(0)) / '
+        "sum{by}(rate(http_requests_total[{w}])) > {t}")
+
+
+@pytest.mark.prometheus
+@pytest.mark.parametrize("long_left", [True, False])
+@pytest.mark.parametrize("by, thresholds", [("", (0.004, 0.002)), (" by (version)", (0.004, 0.003)),
+                                             ("", (0.03, 0.002))])  # sparse: the incident only
+def test_query_alert_returns_exactly_what_the_full_and_query_returns(
+        client: PrometheusClient, long_left: bool, by: str, thresholds: tuple[float, float]) -> None:
+    from reliability.alerts.replay import query_alert
+
+    short = BURN.format(by=by, w="30m", t=thresholds[0])
+    long = BURN.format(by=by, w="3d", t=thresholds[1])
+    expr = f"({long}) and ({short})" if long_left else f"({short}) and ({long})"
+    start = datetime(2025, 10, 23, tzinfo=timezone.utc)
+    end = datetime(2025, 10, 25, 12, tzinfo=timezone.utc)
+    full = client.query_range(expr, start, end, step=30)
+    n = len(client.log)
+    got = query_alert(client, expr, start, end, 30)
+    assert len(full), "the thresholds must let the expression return samples"
+    keys = [c for c in full.columns if c != "value"]
+    pd.testing.assert_frame_equal(got[full.columns].sort_values(keys).reset_index(drop=True),
+                                  full.sort_values(keys).reset_index(drop=True))
+    split_queries = [r.query for r in client.log[n:]]
+    assert expr not in split_queries, "the split path must have been taken, not the fallback"
