@@ -36,8 +36,9 @@ test-fast: setup
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
+## Benchmarks (tables as in benchmarks/RESULTS.md); e.g. BENCH_ARGS="--quick --only pushdown".
 bench: setup
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 ## Strip incidental outputs before committing; keeps the nbval golden cells' outputs.
 clean-notebooks:

@@ -5,16 +5,15 @@ The history: 14 days of traffic to one dependency (about 8.3 calls/s, 10 million
 breaker trips, rejects and probes; seed fixed. The plain class is fed call by call on the
 first 1 million calls and its rate extrapolated to 10 million (it is linear in calls and
 would take minutes per run at full size); the replays are timed on all 10 million.
-Medians of several runs. Run: ``.venv/bin/python -m benchmarks.bench_replay [--quick]``.
+Medians of several runs. Run: ``.venv/bin/python -m benchmarks.replay [--quick]``.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from typing import Any
 
-from benchmarks.common import Table, median, runs
+from benchmarks.common import Table, cli, median, runs
 
 CALLS = 10_000_000
 PLAIN_CALLS = 1_000_000
@@ -109,14 +108,5 @@ def run(*, quick: bool = False) -> list[Table]:
                "output frame included."))]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (still medians)")
-    args = parser.parse_args(argv)
-    for table in run(quick=args.quick):
-        print(table.markdown())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli(run, __doc__))

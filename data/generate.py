@@ -12,6 +12,11 @@ Standalone on purpose (stdlib + numpy, no ``reliability`` import) so the data do
 the code it tests. Deterministic: same seed, same bytes.
 
 Usage: ``python data/generate.py [--out DIR] [--compression gz|xz]``
+
+For benchmarks only, ``--days N`` (N >= 14) lets v1.9.1 run on after the story and
+``--workers K`` splits every ``http_requests_total`` series over K worker processes (an extra
+``worker`` label, same totals), e.g. ``--days 90 --workers 9 --compression none --out /tmp/h``.
+Scaled histories belong under /tmp, never in data/.
 """
 from __future__ import annotations
 
@@ -150,7 +155,8 @@ def traffic(rng: np.random.Generator) -> np.ndarray:
     clinic = sig((hour - 8) / 0.4) * sig((20 - hour) / 0.5) * (0.8 + 0.2 * np.sin(np.pi * (hour - 8) / 12))
     shoulder = sig((hour - 6.5) / 0.7) * sig((22.5 - hour) / 0.8)
     day = ((local // 86400).astype(int) + 4) % 7  # 0 = Monday; 1970-01-01 was a Thursday
-    day_noise = 1 + 0.05 * rng.standard_normal(20)[(local // 86400 - local[0] // 86400).astype(int)]
+    n_days = max(20, (T_END - T0) // 86400 + 6)  # 20 for the bundled 14 days: same draws, same bytes
+    day_noise = 1 + 0.05 * rng.standard_normal(n_days)[(local // 86400 - local[0] // 86400).astype(int)]
     factor = np.where(day == 4, FRIDAY_FACTOR, 1.0) * day_noise
     slow = np.exp(0.06 * np.convolve(rng.standard_normal(N + 41), np.ones(40) / np.sqrt(40), "valid"))[: N + 1]
     rate = (NIGHT_RPS + 0.6 * shoulder + (PEAK_RPS - NIGHT_RPS) * clinic * factor) * slow
@@ -345,9 +351,39 @@ def breaker_states(transitions: list) -> np.ndarray:
     return state
 
 
+WORKERS = 1  # http_requests_total series per (instance, route, status, version); see scale()
+
+
+def scale(days: int, workers: int) -> None:
+    """Stretch the history to ``days`` and split request counters over ``workers`` (benchmarks only).
+
+    The story keeps its dates; the promoted v1.9.1 simply runs on until the new end.
+    """
+    global T_END, N, PROCESSES, WORKERS
+    if days < 14 or workers < 1:
+        raise SystemExit("generate.py: --days must be at least 14 (the story) and --workers at least 1")
+    old_end, T_END = T_END, T0 + days * 86400
+    N = (T_END - T0) // STEP
+    PROCESSES = tuple(Process(p.instance, p.version, p.start, T_END if p.end == old_end else p.end, p.kind)
+                      for p in PROCESSES)
+    WINDOWS["full"] = (iso(T0), iso(T_END), WINDOWS["full"][2])
+    WORKERS = workers
+
+
+def worker_series(prefix_labels: dict[str, str], c: np.ndarray, procs: list[Process], offset: int,
+                  rng: np.random.Generator) -> Iterator[str]:
+    """One request counter split over WORKERS worker processes (multinomial, same totals)."""
+    parts = rng.multinomial(c, np.full(WORKERS, 1 / WORKERS))
+    for j in range(WORKERS):
+        share = offset // WORKERS + (offset % WORKERS if j == 0 else 0)
+        labels = {**prefix_labels, "worker": str(j)}
+        yield series_text(label_text("http_requests_total", labels), *cumulative(parts[:, j], procs, share))
+
+
 def render(sim: dict) -> Iterator[str]:
     """Yield the OpenMetrics text family by family, series by series (it compresses far better)."""
     rng = np.random.default_rng(sim["offset_seed"])  # pre-history counter values; render stays repeatable
+    split = np.random.default_rng(sim["offset_seed"] + 1)  # used only with WORKERS > 1
     counts = sim["counts"]
     day = slice(1, 2881)
     yield "# HELP http_requests HTTP requests served, by route, method, status code and backend version.\n"
@@ -361,7 +397,10 @@ def render(sim: dict) -> Iterator[str]:
                 ks, vs = cumulative(c, procs, offset)
                 labels = {"job": JOB, "instance": inst, "method": r.method, "route": r.path,
                           "status": s, "version": version}
-                yield series_text(label_text("http_requests_total", labels), ks, vs)
+                if WORKERS == 1:
+                    yield series_text(label_text("http_requests_total", labels), ks, vs)
+                else:
+                    yield from worker_series(labels, c, procs, offset, split)
 
     yield "# HELP up Whether the last scrape of the target succeeded (1) or failed (0).\n"
     yield "# TYPE up gauge\n"
@@ -579,12 +618,17 @@ def write(out: Path, *, seed: int = SEED, compression: str = COMPRESSION) -> tup
     sim = simulate(seed)
     truth = ground_truth(sim)
     check_story(sim, truth)
-    truth["generator"]["file"] = f"love-history.om.{compression}"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"love-history.om.{compression}"
-    other = out / f"love-history.om.{'xz' if compression == 'gz' else 'gz'}"
-    other.unlink(missing_ok=True)  # history_file() must not find a stale sibling
-    if compression == "gz":
+    path = out / ("love-history.om" if compression == "none" else f"love-history.om.{compression}")
+    truth["generator"]["file"] = path.name
+    for other in out.glob("love-history.om*"):
+        if other != path:
+            other.unlink()  # history_file() must not find a stale sibling
+    if compression == "none":  # scaled benchmark histories: promtool reads plain text directly
+        with open(path, "w") as f:
+            for chunk in render(sim):
+                f.write(chunk)
+    elif compression == "gz":
         # mtime=0 and no file name in the header: same seed, same bytes.
         with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0, filename="") as f:
             for chunk in render(sim):
@@ -601,9 +645,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                         help="directory for love-history.om.* and ground-truth.json (default: data/)")
-    parser.add_argument("--compression", choices=("gz", "xz"), default=COMPRESSION)
+    parser.add_argument("--compression", choices=("gz", "xz", "none"), default=COMPRESSION)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--days", type=int, default=14, help="benchmarks only: history length (>= 14)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="benchmarks only: split each http_requests_total series over K workers")
     args = parser.parse_args(argv)
+    if (args.days, args.workers) != (14, 1):
+        scale(args.days, args.workers)
     started = time.perf_counter()
     path, _ = write(args.out, seed=args.seed, compression=args.compression)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) and ground-truth.json "
