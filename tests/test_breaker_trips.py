@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from reliability.breakers import BreakerStats, from_resilience4j, trip_stats
-from reliability.breakers.trips import CALLS_INCREASE, STATE, TRANSITIONS_INCREASE
+from reliability.breakers.trips import CALLS_INCREASE, STATE, TRANSITIONS_INCREASE, query
 from reliability.errors import ConfigurationError, StatisticalWarning
 
 T0 = pd.Timestamp("2025-10-24T10:00:00Z")
@@ -134,10 +134,19 @@ def test_resilience4j_metrics_map_onto_ours() -> None:
         from_resilience4j(pd.DataFrame({"name": ["a"], "state": ["weird"], "time": [T0], "value": [1.0]}))
 
 
-def test_promql_constants_format() -> None:
-    q = TRANSITIONS_INCREASE.format(job="love-backend", window="14d")
+def test_promql_templates_fill_and_escape_the_job() -> None:
+    q = query(TRANSITIONS_INCREASE, job="love-backend", window="14d")
     assert q == ('sum by (breaker, from, to) (increase(circuit_breaker_transitions_total{job="love-backend"}[14d]))')
-    assert "{job=" in CALLS_INCREASE.format(job="x", window="1h") and STATE.format(job="x").startswith("max by")
+    assert "{job=" in query(CALLS_INCREASE, job="x", window="1h") and query(STATE, job="x").startswith("max by")
+    assert query(STATE, job='x"} or vector(1) #') == 'max by (breaker) (circuit_breaker_state{job="x\\"} or vector(1) #"})'
+
+
+@pytest.mark.prometheus
+def test_a_hostile_job_value_matches_nothing(client, truth) -> None:
+    from conftest import ts
+
+    got = client.query(query(CALLS_INCREASE, job='x"} or vector(1) #', window="14d"), at=ts(truth["generator"]["end"]))
+    assert got.empty  # without escaping, `or vector(1)` would return a sample
 
 
 @pytest.mark.prometheus
@@ -148,9 +157,9 @@ def test_trip_stats_from_the_bundled_history_match_ground_truth(client, truth) -
 
     start, end = ts(truth["generator"]["start"]), ts(truth["generator"]["end"])
     job = truth["generator"]["job"]
-    transitions = client.query(TRANSITIONS_INCREASE.format(job=job, window="14d"), at=end)
-    calls = client.query(CALLS_INCREASE.format(job=job, window="14d"), at=end)
-    state = client.query_range(STATE.format(job=job), start, end, step=30.0)
+    transitions = client.query(query(TRANSITIONS_INCREASE, job=job, window="14d"), at=end)
+    calls = client.query(query(CALLS_INCREASE, job=job, window="14d"), at=end)
+    state = client.query_range(query(STATE, job=job), start, end, step=30.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticalWarning)  # auth trips once, storage never
         s = trip_stats(transitions.rename(columns={"value": "increase"}), state,

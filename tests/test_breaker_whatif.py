@@ -170,13 +170,13 @@ def test_heatmap_marks_the_configuration_in_force() -> None:
 def test_whatif_on_the_bundled_history_of_the_db_breaker(client, truth) -> None:
     from conftest import ts
 
-    from reliability.breakers.trips import CALLS_INCREASE, CALLS_PER_INTERVAL
+    from reliability.breakers.trips import CALLS_INCREASE, CALLS_PER_INTERVAL, query
 
     start, end = ts(truth["generator"]["start"]), ts(truth["generator"]["end"])
     job = truth["generator"]["job"]
-    per_interval = client.query_range(CALLS_PER_INTERVAL.format(job=job, lookback="1m", interval=30),
+    per_interval = client.query_range(query(CALLS_PER_INTERVAL, job=job, lookback="1m", interval=30),
                                       start, end, step=30.0)
-    totals = client.query(CALLS_INCREASE.format(job=job, window="14d"), at=end)
+    totals = client.query(query(CALLS_INCREASE, job=job, window="14d"), at=end)
     iv = intervals_from_calls(per_interval, breaker="db")
     expected = totals[totals["breaker"] == "db"]["value"].sum()
     assert iv["calls"].sum() == pytest.approx(expected, rel=0.01)  # per-scrape deltas add up to the window

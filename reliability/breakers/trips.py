@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import ConfigurationError, StatisticalWarning
 
-# PromQL for the lead's adapter; format with job= and window= (e.g. "14d"), braces doubled.
+# PromQL templates; fill them with query() below (never str.format: the job must be escaped).
 # Transitions over the window, one row per (breaker, from, to): trips and re-trips.
 TRANSITIONS_INCREASE = ('sum by (breaker, from, to) '
                         '(increase(circuit_breaker_transitions_total{{job="{job}"}}[{window}]))')
@@ -36,6 +36,19 @@ R4J_STATE = 'max by (name, state) (resilience4j_circuitbreaker_state{{job="{job}
 R4J_NOT_PERMITTED = ('sum by (name) '
                      '(increase(resilience4j_circuitbreaker_not_permitted_calls_total{{job="{job}"}}[{window}]))')
 R4J_CALLS = 'sum by (name, kind) (increase(resilience4j_circuitbreaker_calls_seconds_count{{job="{job}"}}[{window}]))'
+
+
+
+def query(template: str, *, job: str, **params: str | float) -> str:
+    """One of the templates above with ``job`` escaped, so no job value can change the query.
+
+    >>> print(query(STATE, job='x"} or vector(1) #'))
+    max by (breaker) (circuit_breaker_state{job="x\\"} or vector(1) #"})
+    """
+    from ..promql import escape_label_value
+
+    return template.format(job=escape_label_value(job), **params)
+
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
 STATE_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half_open"}
