@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -174,12 +174,22 @@ def grafana_panel_images(
 
 
 def grafana_checks(dashboard: Dashboard, *, start: datetime, end: datetime, out_dir: str | Path) -> list[Check]:
-    """Health, dashboard version and panel images; all NOT CONFIGURED without ``GRAFANA_URL``."""
+    """Health, dashboard version and panel images; all NOT CONFIGURED without ``GRAFANA_URL``.
+
+    With ``GRAFANA_URL`` set, health and the dashboard version are required checks.
+    """
     client = GrafanaClient.from_env()
     health = grafana_health(client)
-    if client is not None and health.status is not Status.PASS:
+    if client is None:
+        return [health, grafana_dashboard(dashboard, client),
+                grafana_panel_images(dashboard, out_dir, start=start, end=end, client=client)]
+    if health.status is not Status.PASS:
         skipped = f"skipped: {health.name} is {health.status}"
-        return [health, Check("Grafana dashboard", Status.INCONCLUSIVE, False, skipped),
-                Check("Grafana panel images", Status.INCONCLUSIVE, False, skipped)]
-    return [health, grafana_dashboard(dashboard, client),
-            grafana_panel_images(dashboard, out_dir, start=start, end=end, client=client)]
+        found = [health, Check("Grafana dashboard", Status.INCONCLUSIVE, False, skipped),
+                 Check("Grafana panel images", Status.INCONCLUSIVE, False, skipped)]
+    else:
+        found = [health, grafana_dashboard(dashboard, client),
+                 grafana_panel_images(dashboard, out_dir, start=start, end=end, client=client)]
+    # Once GRAFANA_URL is set, "Grafana works" is evidence the verdict needs: a dead Grafana
+    # or a stale dashboard blocks GO. Panel images stay optional (they need the renderer plugin).
+    return [replace(c, required=c.name != "Grafana panel images") for c in found]

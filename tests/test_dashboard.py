@@ -315,6 +315,7 @@ def test_grafana_configured_checks_version_and_fetches_panel_pngs(tmp_path: Path
     dash = load_dashboard(_write(tmp_path, SMALL))
     checks = grafana_checks(dash, start=T0, end=T1, out_dir=tmp_path / "png")
     assert [c.status for c in checks] == [Status.PASS] * 3, [c.detail for c in checks]
+    assert [c.required for c in checks] == [True, True, False]  # configured: Grafana must work
     assert "10.4.2" in checks[0].detail
     files = sorted((tmp_path / "png").glob("*.png"))
     assert [f.name for f in files] == ["panel-2.png", "panel-3.png", "panel-5.png"]
@@ -323,6 +324,17 @@ def test_grafana_configured_checks_version_and_fetches_panel_pngs(tmp_path: Path
     assert path == "/render/d-solo/love-small/love-small"
     assert query["panelId"] == ["5"] and query["var-version"] == ["$__all"]
     assert query["from"] == [str(int(T0.timestamp() * 1000))]
+
+
+def test_a_stale_dashboard_in_a_configured_grafana_blocks_go(tmp_path: Path, fake_grafana: dict) -> None:
+    from reliability.grafana import grafana_checks
+    from reliability.verdict import decide
+
+    fake_grafana["version"] = 7
+    checks = grafana_checks(load_dashboard(_write(tmp_path, SMALL)), start=T0, end=T1, out_dir=tmp_path / "png")
+    stale = [c for c in checks if c.name == "Grafana dashboard"]
+    assert stale[0].status is Status.FAIL and stale[0].required
+    assert decide(checks).decision == "NO-GO"
 
 
 def test_grafana_version_mismatch_missing_token_and_no_renderer(tmp_path: Path, fake_grafana: dict,

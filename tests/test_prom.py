@@ -108,6 +108,14 @@ def test_bad_query_is_a_query_error_with_a_hint(client: PrometheusClient) -> Non
 
 
 @prometheus
+def test_a_4xx_is_not_retried(prometheus_url: str) -> None:
+    c = PrometheusClient(prometheus_url)
+    with pytest.raises(PrometheusQueryError):
+        c.query("sum(", END)
+    assert c.http_requests == 1  # retrying a bad query cannot help; a 5xx or timeout is retried
+
+
+@prometheus
 def test_queries_are_logged_for_provenance(prometheus_url: str) -> None:
     c = PrometheusClient(prometheus_url)
     c.query("sum(up)", END)
