@@ -183,6 +183,27 @@ def test_breaker_opens_after_repeated_failures_and_fails_fast(prometheus_url: st
 
 
 @prometheus
+def test_open_breaker_lets_one_probe_through_after_its_timeout(prometheus_url: str) -> None:
+    from reliability.breakers import CircuitBreaker, State
+
+    now = [1000.0]
+    breaker = CircuitBreaker(failure_threshold=5, timeout=30.0, clock=lambda: now[0])
+    with FaultProxy(prometheus_url, "503") as proxy:
+        c = fast_client(proxy.url, retries=4, breaker=breaker)  # 5 failed attempts open it
+        with pytest.raises(PrometheusUnavailable):
+            c.query("up", END)
+        assert breaker.state is State.OPEN
+        now[0] += 29.0
+        with pytest.raises(PrometheusUnavailable, match="circuit breaker is open"):
+            c.query("up", END)
+        proxy.mode = "ok"  # the server recovers
+        sent = proxy.requests
+        now[0] += 1.0  # at next_attempt: the next call is the probe
+        assert not c.query("sum(up)", END).empty
+        assert proxy.requests == sent + 1 and breaker.state is State.CLOSED
+
+
+@prometheus
 def test_bearer_token_comes_from_the_environment(prometheus_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     token = "tok-" + str(time.time_ns())
     with FaultProxy(prometheus_url, "auth", token=token) as proxy:
