@@ -29,6 +29,10 @@ class DataQuality:
         return self.findings
 
 
+COLUMNS = ["kind", "instance", "start", "end", "detail"]
+RESET_LOOKBACK_S = 300.0
+
+
 def scrape_gaps(up: pd.DataFrame, *, start: datetime, end: datetime, step: float) -> pd.DataFrame:
     """Runs where ``up`` was 0 or had no sample, per instance, from a range frame (instance, time, value)."""
     rows = []
@@ -45,7 +49,26 @@ def scrape_gaps(up: pd.DataFrame, *, start: datetime, end: datetime, step: float
             rows.append({"kind": "scrape gap", "instance": instance, "start": r.index[0],
                          "end": r.index[-1] + pd.Timedelta(seconds=step),
                          "detail": f"up was 0 or absent for {len(r) * step / 60:.0f} min"})
-    return pd.DataFrame(rows, columns=["kind", "instance", "start", "end", "detail"])
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def counter_resets(frame: pd.DataFrame, *, step: float) -> pd.DataFrame:
+    """Findings from ``resets(metric[lookback]) > 0`` evaluated every ``step`` (instance, time, value).
+
+    A reset shows in every step whose lookback holds it, so each run of consecutive steps is
+    one restart, and the sample after the reset lies in the run's first step.
+    """
+    rows = []
+    for instance, g in frame.groupby("instance") if not frame.empty else ():
+        g = g.sort_values("time")
+        run = (g["time"].diff() != pd.Timedelta(seconds=step)).cumsum()
+        for _, r in g.groupby(run):
+            first = r["time"].iloc[0]
+            n = int(r["value"].max())
+            rows.append({"kind": "counter reset", "instance": instance,
+                         "start": first - pd.Timedelta(seconds=step), "end": first, "count": n,
+                         "detail": f"{n} series reset (process restart); increase() compensates"})
+    return pd.DataFrame(rows, columns=[*COLUMNS, "count"])
 
 
 def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 30.0,
@@ -55,12 +78,22 @@ def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step:
     rng = format_duration((end - start).total_seconds())
     rows = [scrape_gaps(client.query_range("min by (instance) (up)", start, end, step),
                         start=start, end=end, step=step)]
-    resets = client.query(f"sum by (instance) (resets({metric}[{rng}])) > 0", end)
-    if not resets.empty:
-        rows.append(pd.DataFrame([{
-            "kind": "counter reset", "instance": r.get("instance", ""), "start": start, "end": end,
-            "detail": f"{int(r['value'])} series reset (process restart); increase() compensates"}
-            for _, r in resets.iterrows()]))
+    # Every reset in the window, then located to the step where the lookback allows it.
+    total = client.query(f"sum by (instance) (resets({metric}[{rng}])) > 0", end)
+    lookback = max(2 * step, RESET_LOOKBACK_S)  # at least two samples even around a short gap
+    located = pd.DataFrame(columns=[*COLUMNS, "count"])
+    if not total.empty and (end - start).total_seconds() > lookback:
+        located = counter_resets(client.query_range(
+            f"sum by (instance) (resets({metric}[{format_duration(lookback)}])) > 0",
+            start + pd.Timedelta(seconds=lookback), end, step), step=step)
+    rows.append(located)
+    for _, r in total.iterrows():
+        instance = r.get("instance", "")
+        missing = int(r["value"]) - int(located.loc[located["instance"] == instance, "count"].sum())
+        if missing > 0:  # e.g. a series back after a long absence, lower: not locatable in a lookback
+            rows.append(pd.DataFrame([{"kind": "counter reset", "instance": instance, "start": start, "end": end,
+                                       "count": missing, "detail": f"{missing} series reset somewhere in the "
+                                       "window (across a gap in their samples); increase() compensates"}]))
     impossible = client.query(
         f'sum(increase({metric}{{status=~"5.."}}[{rng}])) > sum(increase({metric}[{rng}]))', end)
     if not impossible.empty:
@@ -73,4 +106,4 @@ def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step:
                                   for _, r in down.iterrows()]))
     findings = pd.concat([r for r in rows if not r.empty], ignore_index=True) if any(
         not r.empty for r in rows) else rows[0]
-    return DataQuality(findings.reset_index(drop=True))
+    return DataQuality(findings[COLUMNS].reset_index(drop=True))

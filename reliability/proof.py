@@ -103,7 +103,15 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     _section(proof, "data_quality", "Data quality", False, lambda: _data_quality(params, client))
     proof.verdict = decide(proof.checks)
     cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series"]
-    proof.queries = pd.DataFrame([r.__dict__ for r in client.log], columns=cols)
+    log = pd.DataFrame([r.__dict__ for r in client.log], columns=cols)
+    # A polled check (rules, Alertmanagers) asks the same question until it is answered. The
+    # table lists each question once, so the report re-rendered from the snapshot (which
+    # holds one answer per question) shows the same table.
+    keys = ["kind", "query", "time", "start", "end", "step"]
+    proof.queries = (log.groupby(keys, sort=False, dropna=False)
+                     .agg(http_requests=("http_requests", "sum"), seconds=("seconds", "sum"),
+                          series=("series", "last"))
+                     .reset_index()[cols])
     return proof
 
 

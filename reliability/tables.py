@@ -67,8 +67,12 @@ def frame(frame: pd.DataFrame, *, caption: str | None = None, fmt: dict[str, Any
     """Any tidy frame, with times shown to the second in UTC."""
     out = frame.copy()
     for col in out.columns:
-        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+        if pd.api.types.is_datetime64_any_dtype(out[col]):
             out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M:%S").fillna("—")
+        elif out[col].dtype == object and out[col].map(lambda v: v is pd.NaT or isinstance(v, pd.Timestamp)).any():
+            # a time column with missing times (nothing fired) can be object-typed
+            out[col] = out[col].map(lambda v: "—" if v is pd.NaT or v is None
+                                    else v.strftime("%Y-%m-%d %H:%M:%S") if hasattr(v, "strftime") else v)
         elif pd.api.types.is_timedelta64_dtype(out[col]):
             out[col] = out[col].map(lambda d: "—" if pd.isna(d) else str(d).replace("0 days ", ""))
         elif pd.api.types.is_bool_dtype(out[col]):

@@ -30,6 +30,22 @@ def test_counter_reset_is_found(client, truth) -> None:
     dq = preflight(client, ts(w["start"]), ts(w["end"]))
     resets = dq.findings[dq.findings["kind"] == "counter reset"]
     assert list(resets["instance"]) == [reset["instance"]]
+    (row,) = resets.itertuples()  # located to the step, not just "somewhere in the window"
+    assert abs(row.end - ts(reset["time"])) <= pd.Timedelta(seconds=60)
+    assert row.end - row.start == pd.Timedelta(seconds=30)
+
+
+def test_each_run_of_reset_steps_is_one_restart() -> None:
+    from reliability.dataquality import counter_resets
+
+    t = pd.Timestamp("2025-10-21T02:00:00Z")
+    steps = [t + pd.Timedelta(seconds=30 * i) for i in (0, 1, 2, 10, 11)]
+    frame = pd.DataFrame({"instance": ["a"] * 5, "time": steps, "value": [1.0, 1.0, 1.0, 2.0, 2.0]})
+    found = counter_resets(frame, step=30)
+    assert list(found["end"]) == [steps[0], steps[3]]
+    assert list(found["start"]) == [steps[0] - pd.Timedelta(seconds=30), steps[3] - pd.Timedelta(seconds=30)]
+    assert found["detail"].iloc[1].startswith("2 series")
+    assert counter_resets(frame.iloc[0:0], step=30).empty
 
 
 @pytest.mark.prometheus

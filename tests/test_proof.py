@@ -1,6 +1,7 @@
 """The proof's verdict on the bundled scenarios, without papermill (fast)."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from conftest import ts
@@ -58,3 +59,13 @@ def test_cache_gap_is_no_go(client, truth) -> None:
     assert r.verdict.decision == "NO-GO"
     gaps = r.sections["cache"].gaps
     assert set(gaps["clinic"]) == {"orthopedics"}
+
+
+def test_report_tables_show_missing_times_as_a_dash_not_nat() -> None:
+    from reliability import tables
+
+    t = pd.Timestamp("2025-10-24T10:12:30Z")
+    for col in (pd.Series([pd.NaT, pd.NaT]), pd.Series([pd.NaT, pd.NaT], dtype=object),
+                pd.Series([None, t], dtype=object), pd.Series([pd.NaT, t])):
+        shown = list(tables.frame(pd.DataFrame({"first_firing": col})).data["first firing"])
+        assert shown[0] == "—" and shown[1] in ("—", "2025-10-24 10:12:30"), (col.dtype, shown)
