@@ -16,7 +16,7 @@ from typing import Any
 
 from . import paths
 from .errors import PrometheusError, ReliabilityError
-from .promql import STRING_LITERAL, format_duration, parse_duration
+from .promql import RANGE_SELECTOR, STRING_LITERAL, blank_strings, format_duration, parse_duration
 from .verdict import Check, Status
 
 SEED_RULE = "High5xxErrorRate"
@@ -32,8 +32,6 @@ CONTRACT_METRICS = (
     "cache_stale_reads_total",
 )
 
-_STRING = STRING_LITERAL
-_COMMENT = re.compile(r"#[^\n]*")
 _IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _NUMBER = re.compile(r"(?:0[xX][0-9a-fA-F]+|\d*\.?\d+(?:[eE][+-]?\d+)?)")
 # A number right after a comparison operator, or right before one, and not an arithmetic operand.
@@ -50,15 +48,10 @@ _LABEL_LIST = frozenset({"by", "without", "on", "ignoring", "group_left", "group
 
 
 # --------------------------------------------------------------------------- helpers
-def _strip_strings(expr: str) -> str:
-    """The expression with string literals blanked (kept as ``""``) and comments removed."""
-    return _STRING.sub('""', _COMMENT.sub("", expr))
-
-
 def _squash(expr: str) -> str:
     """Whitespace-insensitive form: all whitespace outside string literals removed."""
     out, pos = [], 0
-    for m in _STRING.finditer(expr):
+    for m in STRING_LITERAL.finditer(expr):
         out.append(re.sub(r"\s+", "", expr[pos:m.start()]))
         out.append(m.group(0))
         pos = m.end()
@@ -85,7 +78,7 @@ def comparison_literals(expr: str) -> list[float]:
     A literal that is part of arithmetic (``> (14.4 * 0.02)``) is not a plain threshold
     and is not returned.
     """
-    text = _strip_strings(expr)
+    text = blank_strings(expr)
     out = []
     for m in _COMPARISON.finditer(text):
         if m.group(2) and re.search(r"[*/+^%-]\s*\(?\s*$", text[:m.start()]):
@@ -97,12 +90,12 @@ def comparison_literals(expr: str) -> list[float]:
 
 def range_selectors(expr: str) -> list[tuple[str, str]]:
     """``(function, range)`` for every ``rate``/``irate``/``increase`` call in ``expr``."""
-    text = _strip_strings(expr)
+    text = blank_strings(expr)
     found = []
     for m in re.finditer(rf"\b({'|'.join(_RANGE_FUNCS)})\s*\(", text):
         body = text[m.end() - 1:_closing(text, m.end() - 1)]
         # The function's own range is the last top-level [...] in its argument.
-        ranges = re.findall(r"\[\s*([0-9a-zA-Z]+)\s*(?::[^\]]*)?\]", body)
+        ranges = RANGE_SELECTOR.findall(body)
         if ranges:
             found.append((m.group(1), ranges[-1]))
     return found
@@ -110,7 +103,7 @@ def range_selectors(expr: str) -> list[tuple[str, str]]:
 
 def metric_names(expr: str) -> set[str]:
     """Series names a PromQL expression reads (functions, keywords and label names excluded)."""
-    text = _strip_strings(expr)
+    text = blank_strings(expr)
     text = re.sub(r"\{[^}]*\}", " ", text)
     text = re.sub(r"\[[^\]]*\]", " ", text)
     # Remove label lists such as by (job, instance) before collecting identifiers.

@@ -17,7 +17,7 @@ _MATCH_OPS = ("=", "!=", "=~", "!~")
 STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _LITERAL_OR_COMMENT = re.compile(STRING_LITERAL.pattern + r"|#[^\n]*")
 _SET_OPERATOR = re.compile(r"(?<![\w:])(and|or|unless)(?![\w:])", re.IGNORECASE)
-_RANGE = re.compile(r"\[\s*([0-9a-zA-Z]+)\s*(?::[^\]]*)?\]")
+RANGE_SELECTOR = re.compile(r"\[\s*([0-9a-zA-Z]+)\s*(?::[^\]]*)?\]")  # [5m], a subquery's [1d:1m]
 
 
 def escape_label_value(value: str) -> str:
@@ -144,8 +144,11 @@ def scope(expr: str, metric: str, matchers: list[str]) -> str:
     return pattern.sub(add, expr)
 
 
-def _blank(expr: str) -> str:
-    """``expr`` with string contents and comments blanked, same length, so indices still match."""
+def blank_strings(expr: str) -> str:
+    """``expr`` with string contents and comments blanked, same length, so indices still match.
+
+    What text scans of PromQL read: a label value can hold any keyword, bracket or number.
+    """
     def blank(m: re.Match[str]) -> str:
         text = m.group(0)
         return " " * len(text) if text[0] == "#" else text[0] + " " * (len(text) - 2) + text[-1]
@@ -159,7 +162,7 @@ def split_and(expr: str) -> tuple[str, str] | None:
     looser, so splitting would change the meaning) or the ``and`` has ``on``/``ignoring``:
     callers that re-implement the match on all labels must see only the default match.
     """
-    text, depth, found = _blank(expr), 0, []
+    text, depth, found = blank_strings(expr), 0, []
     for i, ch in enumerate(text):
         if ch in "([{":
             depth += 1
@@ -178,4 +181,4 @@ def split_and(expr: str) -> tuple[str, str] | None:
 
 def longest_range(expr: str) -> float:
     """The longest range (``[3d]``, or a subquery's ``[1d:5m]``) in ``expr``, in seconds; 0 if none."""
-    return max((parse_duration(r) for r in _RANGE.findall(_blank(expr))), default=0.0)
+    return max((parse_duration(r) for r in RANGE_SELECTOR.findall(blank_strings(expr))), default=0.0)
