@@ -172,6 +172,27 @@ class CircuitBreaker:
         assert self._next_attempt is not None
         return CircuitOpenError(self.name, next_attempt=self._next_attempt, now=now)
 
+    def _admit(self, now: float) -> bool:
+        """May a call run at ``now``? A state change (OPEN -> HALF_OPEN) is announced either way."""
+        allowed, change = self._acquire(now)
+        self._transition(change)
+        return allowed
+
+    def _enter(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Admit a call of ``fn`` or raise CircuitOpenError (shared by call and call_async)."""
+        now = self.clock()
+        if not self._admit(now):
+            raise self._reject(now)
+        self._notify("before_call", fn, *args, **kwargs)
+
+    def _failed(self, exc: Exception) -> None:
+        self._transition(self._on_failure(self.clock()))
+        self._notify("failure", exc)
+
+    def _succeeded(self) -> None:
+        self._transition(self._on_success())
+        self._notify("success")
+
     # -- public API
 
     def record(self, ok: bool, now: float) -> bool:
@@ -180,47 +201,31 @@ class CircuitBreaker:
         The low-level form of :meth:`call` for replays: a rejected call leaves the state
         unchanged and its ``ok`` is ignored.
         """
-        allowed, change = self._acquire(now)
-        self._transition(change)
-        if not allowed:
+        if not self._admit(now):
             return False
         self._transition(self._on_success() if ok else self._on_failure(now))
         return True
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` through the breaker; raise CircuitOpenError if OPEN."""
-        now = self.clock()
-        allowed, change = self._acquire(now)
-        self._transition(change)
-        if not allowed:
-            raise self._reject(now)
-        self._notify("before_call", fn, *args, **kwargs)
+        self._enter(fn, args, kwargs)
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
-            self._transition(self._on_failure(self.clock()))
-            self._notify("failure", exc)
+            self._failed(exc)
             raise
-        self._transition(self._on_success())
-        self._notify("success")
+        self._succeeded()
         return result
 
     async def call_async(self, coro_fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Await ``coro_fn(*args, **kwargs)`` through the breaker, with the same semantics as call."""
-        now = self.clock()
-        allowed, change = self._acquire(now)
-        self._transition(change)
-        if not allowed:
-            raise self._reject(now)
-        self._notify("before_call", coro_fn, *args, **kwargs)
+        self._enter(coro_fn, args, kwargs)
         try:
             result = await coro_fn(*args, **kwargs)
         except Exception as exc:
-            self._transition(self._on_failure(self.clock()))
-            self._notify("failure", exc)
+            self._failed(exc)
             raise
-        self._transition(self._on_success())
-        self._notify("success")
+        self._succeeded()
         return result
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
