@@ -65,3 +65,12 @@ def truth() -> dict:
 def ts(text: str) -> datetime:
     """Parse the ground truth's ISO 8601 UTC times."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process with this pid still exists (for "nothing outlives stop()" tests)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

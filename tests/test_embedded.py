@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from conftest import process_exists
 from reliability.embedded import EmbeddedPrometheus, backfill, derived_config
 from reliability.errors import (
     DataFileError, MissingBinaryError, PrometheusUnavailable, RuleFileError,
@@ -102,14 +103,6 @@ def poll(check: Any, *, timeout: float = 20.0) -> Any:
 def cached_entries(cache: Path) -> list[str]:
     blocks = cache / "blocks"
     return sorted(p.name for p in blocks.iterdir()) if blocks.exists() else []
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,6 @@ Tolerances, and why (measured on the bundled history, canary window, by version)
 """
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from datetime import timedelta
@@ -44,7 +43,7 @@ import pandas as pd
 import pytest
 import requests
 
-from conftest import ts
+from conftest import process_exists, ts
 from reliability import measure
 from reliability.embedded.victoria import EmbeddedVictoriaMetrics, find_victoria_metrics
 from reliability.errors import DataFileError, MissingBinaryError, NoDataError
@@ -193,14 +192,6 @@ def test_missing_binary_names_the_install_commands(monkeypatch) -> None:
         EmbeddedVictoriaMetrics().start()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.prometheus
 def test_truncated_history_is_refused_and_leaves_nothing_behind(tmp_path, monkeypatch) -> None:
     history = tmp_path / "cut.om"
@@ -212,7 +203,7 @@ def test_truncated_history_is_refused_and_leaves_nothing_behind(tmp_path, monkey
     server = EmbeddedVictoriaMetrics(history)
     with pytest.raises(DataFileError, match="EOF"):
         server.start()
-    assert server.pids and not any(_alive(pid) for pid in server.pids)
+    assert server.pids and not any(process_exists(pid) for pid in server.pids)
     assert list(scratch.iterdir()) == []
 
 
