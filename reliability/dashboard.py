@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import paths
 from .errors import DashboardError, PrometheusError
+from .prom import label_columns
 from .promql import format_duration
 from .verdict import Check, Status
 
@@ -375,7 +376,7 @@ def run_panels(
                 row["error"] = str(exc).splitlines()[0]
                 rows.append(row)
                 continue
-            labels = [c for c in frame.columns if c not in ("time", "value")]
+            labels = label_columns(frame)
             finite = frame[frame["value"].notna()] if len(frame) else frame
             row["series"] = int(len(finite.drop_duplicates(labels))) if labels and len(finite) else int(len(finite) > 0)
             row["samples"] = int(len(finite))

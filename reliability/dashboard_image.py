@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .dashboard import Dashboard, Panel
+from .prom import label_columns
 
 ROW_PX = 36          # Grafana's grid row: 30 px plus the gap between panels
 HEADER_PX = 40
@@ -109,12 +110,8 @@ def render_image(dashboard: Dashboard, results: pd.DataFrame, path_or_ax: Any = 
     return fig
 
 
-def _labels(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in ("time", "value")]
-
-
 def _n_series(frame: pd.DataFrame) -> int:
-    labels = _labels(frame)
+    labels = label_columns(frame)
     return int(len(frame.drop_duplicates(labels))) if labels else int(len(frame) > 0)
 
 
@@ -126,7 +123,7 @@ def _legend(fmt: str | None, key: dict[str, Any], fallback: str) -> str:
 
 
 def _series(frame: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
-    labels = _labels(frame)
+    labels = label_columns(frame)
     if not labels:
         return [({}, frame)]
     return [(dict(zip(labels, key if isinstance(key, tuple) else (key,))), part)

@@ -5,6 +5,8 @@ from typing import Any
 
 import pandas as pd
 
+from .prom import label_columns
+
 
 def ratio_over_time(ratio: pd.DataFrame, *, threshold: float = 0.02, periods: pd.DataFrame | None = None,
                     title: str = "5xx ratio (5-minute rate, the alert's expression)", ax: Any = None) -> Any:
@@ -14,7 +16,7 @@ def ratio_over_time(ratio: pd.DataFrame, *, threshold: float = 0.02, periods: pd
 
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3.2), dpi=110)
-    groups = [c for c in ratio.columns if c not in ("time", "value")]
+    groups = label_columns(ratio)
     if groups:
         for key, g in ratio.groupby(groups):
             ax.plot(g["time"], g["value"] * 100, lw=1, label=", ".join(map(str, key if isinstance(key, tuple) else [key])))

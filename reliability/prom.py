@@ -198,7 +198,7 @@ class PrometheusClient:
             frames.append(tidy(self._fetch(key, lambda p=params: self._call(lambda: self._range(p), promql))))
             chunk_start += CHUNK_POINTS * step_s
         frame = pd.concat(frames, ignore_index=True) if frames else tidy([])
-        labels = [c for c in frame.columns if c not in ("time", "value")]
+        labels = label_columns(frame)
         frame = frame.drop_duplicates(subset=[*labels, "time"], keep="first").reset_index(drop=True)
         self._record(QueryRecord("range", promql, start=start, end=end, step=step_s, series=_n_series(frame)), t0, n0)
         return frame
@@ -437,8 +437,15 @@ def _num(x: float) -> str:
     return f"{x:.3f}".rstrip("0").rstrip(".")
 
 
+def label_columns(frame: pd.DataFrame, *, name: bool = True) -> list[str]:
+    """The label columns of a :func:`tidy` frame: all but ``time`` and ``value`` (and ``__name__``
+    with ``name=False``, as PromQL's vector matching and alert labels ignore it)."""
+    skip = ("time", "value") if name else ("time", "value", "__name__")
+    return [c for c in frame.columns if c not in skip]
+
+
 def _n_series(frame: pd.DataFrame) -> int:
-    labels = [c for c in frame.columns if c not in ("time", "value")]
+    labels = label_columns(frame)
     return int(len(frame[labels].drop_duplicates())) if labels else int(len(frame) > 0)
 
 
@@ -458,7 +465,7 @@ def tidy(result: Any) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "value": pd.Series([], dtype=float)})
-    labels = sorted(c for c in frame.columns if c not in ("time", "value"))
+    labels = sorted(label_columns(frame))
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
     for c in labels:
         frame[c] = frame[c].astype(object).where(frame[c].notna(), "")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .. import paths
 from ..errors import ConfigurationError
+from ..prom import label_columns
 from .inline import inline_recording_rules
 from .rules import AlertRule, load_rules, parse_rule_duration, recording_rules as _recording_rules
 from .statemachine import FIRING, PENDING, run_alert_states
@@ -173,8 +174,8 @@ def query_alert(client: Any, expr: str, start: datetime, end: datetime, step: fl
         return client.query_range(expr, start, end, step=step)
     dear = pd.concat([client.query_range(dear_expr, a, b, step=step) for a, b in stretches], ignore_index=True)
     lhs, rhs = (dear, cheap) if dear_is_left else (cheap, dear)
-    keys = [c for c in lhs.columns if c not in ("time", "value", "__name__")]
-    if sorted(keys) != sorted(c for c in rhs.columns if c not in ("time", "value", "__name__")):
+    keys = label_columns(lhs, name=False)
+    if sorted(keys) != sorted(label_columns(rhs, name=False)):
         return client.query_range(expr, start, end, step=step)
     if lhs.empty or rhs.empty:
         return lhs.iloc[0:0].reset_index(drop=True)
@@ -187,7 +188,7 @@ def alert_samples(frame: pd.DataFrame, rule: AlertRule) -> pd.DataFrame:
     Empty label values are absent labels in Prometheus, so they are dropped too; rule
     labels override series labels and ``alertname`` is always the rule's name.
     """
-    label_cols = [c for c in frame.columns if c not in ("time", "value", "__name__")]
+    label_cols = label_columns(frame, name=False)
     records = frame[label_cols].to_dict("records") if label_cols else [{}] * len(frame)
     labels = [{**{k: str(v) for k, v in rec.items() if v is not None and v == v and str(v) != ""},
                **rule.labels, "alertname": rule.alert} for rec in records]
