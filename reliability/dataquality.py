@@ -90,10 +90,11 @@ def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step:
     for _, r in total.iterrows():
         instance = r.get("instance", "")
         missing = int(r["value"]) - int(located.loc[located["instance"] == instance, "count"].sum())
-        if missing > 0:  # e.g. a series back after a long absence, lower: not locatable in a lookback
+        if missing > 0:  # a series back lower after a long absence, or a window shorter than the lookback
             rows.append(pd.DataFrame([{"kind": "counter reset", "instance": instance, "start": start, "end": end,
-                                       "count": missing, "detail": f"{missing} series reset somewhere in the "
-                                       "window (across a gap in their samples); increase() compensates"}]))
+                                       "count": missing, "detail": f"{missing} series reset in the window, not "
+                                       f"located to a step (across a gap in their samples longer than "
+                                       f"{format_duration(lookback)}, or a shorter window); increase() compensates"}]))
     impossible = client.query(
         f'sum(increase({metric}{{status=~"5.."}}[{rng}])) > sum(increase({metric}[{rng}]))', end)
     if not impossible.empty:

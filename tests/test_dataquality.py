@@ -90,3 +90,14 @@ def test_scrape_gaps_ignore_instances_outside_their_lifetime() -> None:
     up = pd.DataFrame({"instance": ["canary"] * 3, "time": t[3:], "value": [1.0, 0.0, 1.0]})
     gaps = scrape_gaps(up, start=t[0], end=t[-1], step=30)
     assert len(gaps) == 1 and gaps.iloc[0]["start"] == t[4]
+
+
+@pytest.mark.prometheus
+def test_a_reset_across_a_long_gap_is_counted_not_dropped(client, truth) -> None:
+    # The rollback brings v1.8.3's series back, lower, after 45 minutes without samples.
+    (rollback,) = [r for r in truth["data_quality"]["counter_resets"] if "rollback" in r["reason"]]
+    start, end = ts(rollback["time"]) - pd.Timedelta(hours=1), ts(rollback["time"]) + pd.Timedelta(hours=1)
+    resets = preflight(client, start, end).findings.query("kind == 'counter reset'")
+    unlocated = resets[(resets["start"] == start) & (resets["end"] == end)]
+    assert list(unlocated["instance"]) == [rollback["instance"]]
+    assert "not located to a step" in unlocated["detail"].iloc[0]
