@@ -23,13 +23,15 @@ $(STAMP): pyproject.toml
 report: setup
 	$(BIN)/reliability demo
 
-## Every test: pytest, the promtool rule tests, nbval over the notebooks.
+## Every test: the layer contract, pytest, the promtool rule tests, nbval over the notebooks.
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
 		-p no:cacheprovider tests notebooks
 
 ## Pure tests only (no Prometheus), for quick edits.
 test-fast: setup
+	$(BIN)/lint-imports
 	LOVE_TEST_NO_PROMETHEUS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests
 
 ## JupyterLab with this project's kernel and the notebooks ready to run.

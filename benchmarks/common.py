@@ -35,7 +35,7 @@ def cli(run: Callable[..., list[Table]], doc: str, argv: list[str] | None = None
 
 def proof_params(scenario: str = "healthy-canary") -> Any:
     """The proof parameters of one of the demo's scenarios, as ``reliability demo`` runs them."""
-    from reliability import proof
+    from reliability.gate import proof
     from reliability.cli import scenario_parameters
     from reliability.times import parse_time
 

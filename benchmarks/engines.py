@@ -27,10 +27,10 @@ def _numbers(result: Any) -> dict[str, Any]:
 
 def run(*, quick: bool = False) -> list[Table]:
     """Start both engines, time ``proof.run`` alternately, compare the results."""
-    from reliability import proof
-    from reliability.embedded import EmbeddedPrometheus
-    from reliability.embedded.victoria import EmbeddedVictoriaMetrics
-    from reliability.prom import PrometheusClient
+    from reliability.gate import proof
+    from reliability.source.embedded import EmbeddedPrometheus
+    from reliability.source.embedded.victoria import EmbeddedVictoriaMetrics
+    from reliability.source.prom import PrometheusClient
 
     n = runs(quick, full=5, fast=3)
     params = proof_params()

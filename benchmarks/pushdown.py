@@ -1,6 +1,6 @@
 """Push-down vs pull: per-version R over the bundled 14 days, in PromQL or in pandas.
 
-(a) ``reliability.measure.totals(..., by=["version"])``: two instant queries, Prometheus
+(a) ``reliability.analysis.measure.totals(..., by=["version"])``: two instant queries, Prometheus
     sums ``increase()`` server-side and sends one number per version.
 (b) The common naive way: prometheus-api-client's ``get_metric_range_data`` pulls every raw
     ``http_requests_total`` sample, ``MetricRangeDataFrame`` turns them into a frame, and
@@ -34,8 +34,8 @@ def _window() -> tuple[datetime, datetime, dict[str, Any]]:
 
 def promql(url: str, start: datetime, end: datetime, wire: WireCounter) -> dict[str, dict[str, float]]:
     """This project's way: the aggregation runs in Prometheus."""
-    from reliability.measure import totals
-    from reliability.prom import PrometheusClient
+    from reliability.analysis.measure import totals
+    from reliability.source.prom import PrometheusClient
 
     client = PrometheusClient(url)
     wire.install(client._session)  # the adapter's one session carries every request
@@ -81,7 +81,7 @@ def one(method: str, url: str) -> dict[str, Any]:
     """Measure one method in this (fresh) process."""
     import pandas  # noqa: F401 - both methods need it; its import is not the method's cost
     import prometheus_api_client  # noqa: F401
-    import reliability.measure  # noqa: F401
+    import reliability.analysis.measure  # noqa: F401
 
     start, end, _ = _window()
     base = rss_mb()
@@ -94,7 +94,7 @@ def one(method: str, url: str) -> dict[str, Any]:
 
 def run(*, quick: bool = False, url: str | None = None) -> list[Table]:
     """Alternate the two methods ``runs`` times against one Prometheus; medians and ratios."""
-    from reliability.embedded import EmbeddedPrometheus
+    from reliability.source.embedded import EmbeddedPrometheus
 
     n = runs(quick)
     start, end, truth = _window()

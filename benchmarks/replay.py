@@ -42,7 +42,7 @@ def plain_allowed(calls: Any, *, failure_threshold: int = 5, timeout: float = 60
     """The plain class fed call by call (the reference)."""
     import numpy as np
 
-    from reliability.breakers import CircuitBreaker
+    from reliability.analysis.breakers import CircuitBreaker
 
     record = CircuitBreaker(failure_threshold=failure_threshold, timeout=timeout).record
     return np.fromiter((record(o, s) for s, o in zip(calls["time"].tolist(), calls["ok"].tolist())),
@@ -52,7 +52,7 @@ def plain_allowed(calls: Any, *, failure_threshold: int = 5, timeout: float = 60
 def plain_rate_allowed(calls: Any) -> Any:
     import numpy as np
 
-    from reliability.breakers import RateBasedBreaker
+    from reliability.analysis.breakers import RateBasedBreaker
 
     record = RateBasedBreaker().record
     return np.fromiter((record(o, s) for s, o in zip(calls["time"].tolist(), calls["ok"].tolist())),
@@ -70,7 +70,7 @@ def _time(fn: Any, n: int) -> tuple[float, Any]:
 
 def run(*, quick: bool = False) -> list[Table]:
     """Median seconds and calls/s of each; the replays must agree with the classes."""
-    from reliability.breakers import replay, replay_rate_based
+    from reliability.analysis.breakers import replay, replay_rate_based
 
     calls = calls_frame()
     head = calls.iloc[:PLAIN_CALLS]

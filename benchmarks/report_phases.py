@@ -4,7 +4,7 @@ Phases: Prometheus start (cold = empty block cache, so promtool backfills; warm 
 blocks), the analysis (``proof.run`` in-process: the first run right after start, then a
 steady one), and ``report.produce``'s own timings (papermill, HTML, PDF) for the
 healthy-canary scenario. The floor is papermill on a notebook with one empty cell plus
-the HTML and PDF of that empty notebook through ``reliability.render``.
+the HTML and PDF of that empty notebook through ``reliability.report.render``.
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def floor(out: Path) -> dict[str, float]:
     """papermill + HTML + PDF of an empty notebook: the cost of the tools themselves."""
     import papermill as pm
 
-    from reliability import paths, render
+    from reliability import paths
+    from reliability.report import render
 
     src = _empty_notebook(out / "empty.ipynb")
     t = time.perf_counter()
@@ -52,12 +53,12 @@ def run(*, quick: bool = False) -> list[Table]:
     """Measure every phase ``runs`` times; medians; the ratio of the full report to the floor."""
     import os
 
-    from reliability import proof
+    from reliability.gate import proof
     from reliability.cli import scenario_parameters
-    from reliability.embedded import EmbeddedPrometheus, backfill
+    from reliability.source.embedded import EmbeddedPrometheus, backfill
     from reliability.paths import history_file
-    from reliability.prom import PrometheusClient
-    from reliability.report import produce
+    from reliability.source.prom import PrometheusClient
+    from reliability.report.bundle import produce
 
     n = runs(quick, full=3, fast=3)
     work = SCRATCH / "report"

@@ -28,7 +28,7 @@ CACHE = SCRATCH / "scale" / "cache"
 
 def history(days: int, workers: int) -> tuple[Path, dict[str, float]]:
     """The generated history (made once) and how long generating and backfilling took."""
-    from reliability.embedded import backfill
+    from reliability.source.embedded import backfill
 
     out = SCRATCH / "scale" / f"d{days}-w{workers}"
     path = out / "love-history.om"
@@ -48,12 +48,11 @@ def history(days: int, workers: int) -> tuple[Path, dict[str, float]]:
 
 def one(url: str, start: str, end: str) -> dict[str, Any]:
     """One proof.run in this fresh process; lazily imported modules are loaded before the clock."""
-    import matplotlib.pyplot  # noqa: F401 - imported by the dashboard section; not analysis time
     import scipy.stats  # noqa: F401
 
-    from reliability import alerts, budget, cache, checks, compare, dashboard, dataquality, grafana  # noqa: F401
-    from reliability import proof, stats  # noqa: F401
-    from reliability.prom import PrometheusClient
+    from reliability.analysis import alerts, budget, cache, compare, dataquality, stats  # noqa: F401
+    from reliability.gate import checks, dashboard, grafana, panels, proof, sections  # noqa: F401
+    from reliability.source.prom import PrometheusClient
     from reliability.times import parse_time
 
     params = proof.ProofParams(start=parse_time(start), end=parse_time(end), candidate="v1.9.1",
@@ -75,7 +74,7 @@ def one(url: str, start: str, end: str) -> dict[str, Any]:
 
 def run(*, quick: bool = False, sizes: tuple[tuple[int, int], ...] = SIZES) -> list[Table]:
     """Measure each size; the EmbeddedPrometheus is started once per history."""
-    from reliability.embedded import EmbeddedPrometheus
+    from reliability.source.embedded import EmbeddedPrometheus
 
     n = runs(quick, full=3, fast=3)
     rows, prep = [], []

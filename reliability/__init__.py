@@ -1,19 +1,36 @@
 """love-reliability: prove R > 0.98 from Prometheus history before a redeploy.
 
-Data flows one way: Prometheus (``prom``) -> tidy frames (``measure``, ``cache``,
-``dataquality``, ``alerts``, ``breakers``) -> pure analyses (``stats``, ``compare``,
-``budget``) -> checks -> the verdict (``verdict``) -> the report (``proof``, ``report``).
+Data flows one way, and each folder is one layer that imports only the layers below it::
+
+    source/    Prometheus HTTP API, PromQL, embedded servers  -> tidy frames
+      |
+    analysis/  R bounds, budget, comparison, alerts, breakers, cache, JUnit, data quality
+      |
+    gate/      monitoring checks, the proof's sections, the verdict
+      |
+    report/    figures, tables, evidence.json, notebook -> HTML -> PDF
+
+On top: ``cli`` (the ``reliability`` command), ``lab`` and ``explore`` (notebook helpers) and
+this module's public API. Beneath all: ``errors``, ``paths``, ``times``. The layers are a
+contract checked by import-linter (``[tool.importlinter]`` in pyproject.toml) in ``make test``.
 """
 from __future__ import annotations
 
-from .alerts import AlertRule, Backtest, backtest, load_rules
-from .breakers import BreakerStats, CircuitBreaker, CircuitOpenError, RateBasedBreaker, trip_stats, whatif
-from .budget import ErrorBudget, burn_rate, burn_rates, error_budget
-from .cache import CacheResult, cache_consistency
-from .compare import Comparison, compare
-from .dataquality import DataQuality, preflight
-from .embedded import EmbeddedPrometheus
-from .errors import (
+from reliability.analysis.alerts import AlertRule, Backtest, backtest, load_rules
+from reliability.analysis.breakers import (
+    BreakerStats,
+    CircuitBreaker,
+    CircuitOpenError,
+    RateBasedBreaker,
+    trip_stats,
+    whatif,
+)
+from reliability.analysis.budget import ErrorBudget, burn_rate, burn_rates, error_budget
+from reliability.analysis.cache import CacheResult, cache_consistency
+from reliability.analysis.compare import Comparison, compare
+from reliability.analysis.dataquality import DataQuality, preflight
+from reliability.source.embedded import EmbeddedPrometheus
+from reliability.errors import (
     ConfigurationError,
     DataFileError,
     DataQualityWarning,
@@ -27,13 +44,23 @@ from .errors import (
     RuleFileError,
     StatisticalWarning,
 )
-from .junit import JUnitResult, read_junit
-from .measure import ratio_profile, ratio_series, totals
-from .prom import PrometheusClient, SnapshotClient
-from .proof import Proof, ProofParams
-from .proof import run as run_proof
-from .stats import RBound, bound_r, bound_r_frame, dispersion, interval, lower_bound, minimum_requests, upper_bound
-from .verdict import Check, Status, Verdict, decide
+from reliability.analysis.junit import JUnitResult, read_junit
+from reliability.analysis.measure import ratio_profile, ratio_series, totals
+from reliability.source.prom import PrometheusClient
+from reliability.source.snapshot import SnapshotClient
+from reliability.gate.proof import Proof, ProofParams
+from reliability.gate.proof import run as run_proof
+from reliability.analysis.stats import (
+    RBound,
+    bound_r,
+    bound_r_frame,
+    dispersion,
+    interval,
+    lower_bound,
+    minimum_requests,
+    upper_bound,
+)
+from reliability.gate.verdict import Check, Status, Verdict, decide
 
 __version__ = "0.1.0"
 

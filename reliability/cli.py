@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .errors import ConfigurationError, MissingBinaryError, ReliabilityError
+from reliability import paths
+from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
 
 SCENARIOS = {
     # name: (ground-truth window, candidate, stable, JUnit file)
@@ -52,8 +52,8 @@ def scenario_parameters(name: str) -> dict[str, Any]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .embedded import EmbeddedPrometheus
-    from .report import produce
+    from reliability.source.embedded import EmbeddedPrometheus
+    from reliability.report.bundle import produce
 
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     _say("starting the embedded Prometheus on the bundled history")
@@ -67,8 +67,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_proof(args: argparse.Namespace) -> int:
-    from .report import check_out_dir, produce
-    from .times import parse_time
+    from reliability.report.bundle import check_out_dir, produce
+    from reliability.times import parse_time
 
     url = args.prometheus_url or os.environ.get("PROMETHEUS_URL")
     if not url:
@@ -90,7 +90,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
               "junit": [str(Path(j).resolve()) for j in args.junit]}
     bundle = produce(params, out.resolve(), progress=_say)
     _print_bundle(bundle)
-    from .verdict import EXIT_CODES
+    from reliability.gate.verdict import EXIT_CODES
 
     if args.promote:
         if bundle.verdict == "GO":
@@ -109,7 +109,7 @@ def promote(version: str, target: Path) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .report import rerender
+    from reliability.report.bundle import rerender
 
     src = Path(args.dir)
     bundle = rerender(src, Path(args.out) if args.out else src / "rerendered", progress=_say)
@@ -118,7 +118,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_prometheus(args: argparse.Namespace) -> int:
-    from .embedded import serve
+    from reliability.source.embedded import serve
 
     return serve(Path(args.data) if args.data else None, port=args.port)
 

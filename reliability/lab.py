@@ -2,7 +2,7 @@
 
 An engineer opening a notebook in JupyterLab should not have to start a server first. With
 ``PROMETHEUS_URL`` (or ``RELIABILITY_SNAPSHOT``) set, :func:`connect` uses it; otherwise it
-starts :class:`reliability.embedded.EmbeddedPrometheus` once per kernel. The embedded server
+starts :class:`reliability.source.embedded.EmbeddedPrometheus` once per kernel. The embedded server
 registers its own ``atexit`` stop and a SIGTERM handler, so it goes away with the kernel.
 """
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .prom import PrometheusClient
+from reliability.source import from_env
+from reliability.source.prom import PrometheusClient
 
 _SERVER: Any = None  # the embedded server this kernel started, if any
 
@@ -19,13 +20,13 @@ def connect(**options: Any) -> PrometheusClient:
     """A client to ``PROMETHEUS_URL`` if set, else to an embedded Prometheus started for this kernel.
 
     Calling it again in the same kernel reuses the running server. ``options`` go to
-    :class:`reliability.prom.PrometheusClient` (``timeout``, ``retries``...).
+    :class:`reliability.source.prom.PrometheusClient` (``timeout``, ``retries``...).
     """
     global _SERVER
     if os.environ.get("PROMETHEUS_URL") or os.environ.get("RELIABILITY_SNAPSHOT"):
-        return PrometheusClient.from_env(**options)
+        return from_env(**options)
     if _SERVER is None:
-        from .embedded import EmbeddedPrometheus
+        from reliability.source.embedded import EmbeddedPrometheus
 
         # No Alertmanager: exploring history sends no alerts, and it starts faster alone.
         _SERVER = EmbeddedPrometheus(alertmanager=False).start()

@@ -1,13 +1,13 @@
-"""Parsing the times users type: ISO 8601 or relative to now (``now``, ``now-24h``)."""
+"""Parsing the times and durations users type: ISO 8601, relative to now (``now-24h``), ``5m``."""
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
 
-from .errors import ConfigurationError
-from .promql import parse_duration
-
+from reliability.errors import ConfigurationError
 _RELATIVE = re.compile(r"^now\s*(?:([+-])\s*(\S+))?$")
+_DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
 
 def parse_time(text: str | datetime, *, now: datetime | None = None, name: str = "time") -> datetime:
@@ -41,3 +41,38 @@ def parse_time(text: str | datetime, *, now: datetime | None = None, name: str =
 def iso(t: datetime) -> str:
     """UTC ISO 8601 with a Z, the form used in evidence files."""
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Prometheus duration (``90s``, ``5m``, ``1h30m``) or a number of seconds, to seconds."""
+    if isinstance(text, (int, float)):
+        if text < 0:
+            raise ConfigurationError(f"duration {text!r} must not be negative")
+        return float(text)
+    s = str(text).strip()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(s):
+        if m.start() != pos:
+            break
+        total += int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ConfigurationError(f"invalid duration {text!r}: use Prometheus syntax such as 30s, 5m, 1h30m")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds to the shortest Prometheus duration string (``3600`` -> ``1h``)."""
+    ms = int(round(seconds * 1000))
+    if ms <= 0:
+        return "0s"
+    out = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        n, ms = divmod(ms, size)
+        if n:
+            out.append(f"{n}{unit}")
+    return "".join(out)

@@ -21,7 +21,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     global _SERVER
     if os.environ.get("LOVE_TEST_NO_PROMETHEUS"):  # pure tests only, e.g. while editing
         return
-    from reliability.embedded import EmbeddedPrometheus
+    from reliability.source.embedded import EmbeddedPrometheus
 
     _SERVER = EmbeddedPrometheus().start()
     os.environ["PROMETHEUS_URL"] = _SERVER.url
@@ -51,7 +51,7 @@ def prometheus_url() -> str:
 @pytest.fixture(scope="session")
 def client(prometheus_url: str):
     """The adapter pointed at the session's Prometheus."""
-    from reliability.prom import PrometheusClient
+    from reliability.source.prom import PrometheusClient
 
     return PrometheusClient(prometheus_url)
 

@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 
 from reliability import paths
-from reliability.alerts import (
-    AlertRule, RecordingRule, inline_recording_rules, load_rule, load_rules, recording_rules,
+from reliability.analysis.alerts import (
+    AlertRule,
+    RecordingRule,
+    inline_recording_rules,
+    load_rule,
+    load_rules,
+    recording_rules,
 )
 from reliability.errors import ConfigurationError, RuleFileError
 

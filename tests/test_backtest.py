@@ -7,11 +7,17 @@ import pandas as pd
 import pytest
 
 from reliability import paths
-from reliability.alerts import (
-    AlertRule, alert_quality, backtest, compare_rules, evaluation_times, load_rule, load_rules,
+from reliability.analysis.alerts import (
+    AlertRule,
+    alert_quality,
+    backtest,
+    compare_rules,
+    evaluation_times,
+    load_rule,
+    load_rules,
     run_alert_states,
 )
-from reliability.alerts.replay import alert_samples, default_interval
+from reliability.analysis.alerts.replay import alert_samples, default_interval
 from reliability.errors import ConfigurationError
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -128,7 +134,7 @@ def test_the_default_interval_is_prometheus_ymls_evaluation_interval() -> None:
     import yaml
 
     configured = yaml.safe_load(paths.PROMETHEUS_YML.read_text())["global"]["evaluation_interval"]
-    from reliability.promql import parse_duration
+    from reliability.source.promql import parse_duration
 
     assert default_interval() == parse_duration(configured)
 

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from reliability.breakers import CircuitBreaker, CircuitOpenError, State
+from reliability.analysis.breakers import CircuitBreaker, CircuitOpenError, State
 from reliability.errors import ConfigurationError, ReliabilityError
 
 

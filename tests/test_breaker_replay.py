@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reliability.breakers import CircuitBreaker, RateBasedBreaker, State, replay, replay_rate_based
-from reliability.breakers.replay import summarize
+from reliability.analysis.breakers import CircuitBreaker, RateBasedBreaker, State, replay, replay_rate_based
+from reliability.analysis.breakers.replay import summarize
 from reliability.errors import ConfigurationError
 
 

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reliability.breakers import BreakerStats, from_resilience4j, trip_stats
-from reliability.breakers.trips import CALLS_INCREASE, STATE, TRANSITIONS_INCREASE, query
+from reliability.analysis.breakers import BreakerStats, from_resilience4j, trip_stats
+from reliability.analysis.breakers.trips import CALLS_INCREASE, STATE, TRANSITIONS_INCREASE, query
 from reliability.errors import ConfigurationError, StatisticalWarning
+from reliability.report.breaker_plots import stats_timeline
 
 T0 = pd.Timestamp("2025-10-24T10:00:00Z")
 
@@ -109,7 +110,7 @@ def test_timeline_plot_draws_open_samples(frames) -> None:
     import matplotlib.pyplot as plt
 
     s = stats(frames)
-    ax = s.plot_timeline(frames[1])
+    ax = stats_timeline(s, frames[1])
     assert [t.get_text() for t in ax.get_yticklabels()] == ["auth", "db", "realtime", "storage"]
     # one bar collection per lane and colour: db open, db half-open, realtime open, storage open
     assert len(ax.collections) == 4

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reliability.breakers import heatmap, intervals_from_calls, replay, replay_rate_based, whatif
-from reliability.breakers.replay import summarize, walk
-from reliability.breakers.whatif import draw_failures, expand_times
+from reliability.analysis.breakers import intervals_from_calls, replay, replay_rate_based, whatif
+from reliability.report.breaker_plots import heatmap
+from reliability.analysis.breakers.replay import summarize, walk
+from reliability.analysis.breakers.whatif import draw_failures, expand_times
 from reliability.errors import ConfigurationError
 
 
@@ -170,7 +171,7 @@ def test_heatmap_marks_the_configuration_in_force() -> None:
 def test_whatif_on_the_bundled_history_of_the_db_breaker(client, truth) -> None:
     from conftest import ts
 
-    from reliability.breakers.trips import CALLS_INCREASE, CALLS_PER_INTERVAL, query
+    from reliability.analysis.breakers.trips import CALLS_INCREASE, CALLS_PER_INTERVAL, query
 
     start, end = ts(truth["generator"]["start"]), ts(truth["generator"]["end"])
     job = truth["generator"]["job"]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reliability.budget import (
+from reliability.analysis.budget import (
     BURN_RATE_ALERTS,
     BURN_RATE_WINDOWS,
     burn_rate,

@@ -8,13 +8,10 @@ from pathlib import Path
 import pytest
 
 from reliability import paths
-from reliability.alerts import AlertRule, RuleGroup, load_rules
-from reliability.checks import (
+from reliability.analysis.alerts import AlertRule, RuleGroup, load_rules
+from reliability.gate.checks import (
     alertmanager_discovered,
-    comparison_literals,
-    metric_names,
     prometheus_ready,
-    range_selectors,
     rate_ranges_ok,
     rule_metrics,
     rules_loaded,
@@ -22,8 +19,9 @@ from reliability.checks import (
     scrape_interval,
     series_present,
 )
-from reliability.prom import PrometheusClient
-from reliability.verdict import Status
+from reliability.source.promql import comparison_literals, metric_names, range_selectors
+from reliability.source.prom import PrometheusClient
+from reliability.gate.verdict import Status
 from conftest import ts
 
 RECORDING_YML = paths.MONITORING / "recording.yml"
@@ -108,7 +106,7 @@ def test_rules_loaded_fails_when_the_last_evaluation_is_stale(client: Prometheus
 
 
 def test_whitespace_fallback_keeps_string_literals() -> None:
-    from reliability.checks import _squash
+    from reliability.source.promql import _squash
 
     assert _squash('( sum(rate(x{a=" b  c"}[5m])) )\n > 0.02') == '(sum(rate(x{a=" b  c"}[5m])))>0.02'
 
@@ -168,7 +166,7 @@ def test_run_all_passes_on_the_bundled_setup(client: PrometheusClient, truth: di
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory: pytest.TempPathFactory):
     """A second Prometheus whose rules say 0.05, miss CircuitBreakerStuckOpen, and has no Alertmanager."""
-    from reliability.embedded import EmbeddedPrometheus
+    from reliability.source.embedded import EmbeddedPrometheus
 
     d = tmp_path_factory.mktemp("broken")
     text = paths.ALERTS_YML.read_text().replace("> 0.02", "> 0.05", 1)

@@ -9,19 +9,12 @@ from pathlib import Path
 import pytest
 
 from reliability import paths
-from reliability.dashboard import (
-    ALL,
-    dashboard_check,
-    load_dashboard,
-    panel_step,
-    rate_interval,
-    render_image,
-    run_panels,
-    substitute,
-)
+from reliability.gate.dashboard import ALL, load_dashboard
+from reliability.gate.panels import dashboard_check, panel_step, rate_interval, run_panels, substitute
+from reliability.report.dashboard_image import render_image
 from reliability.errors import DashboardError
-from reliability.prom import PrometheusClient
-from reliability.verdict import Status
+from reliability.source.prom import PrometheusClient
+from reliability.gate.verdict import Status
 from conftest import ts
 
 T0 = datetime(2025, 10, 24, 0, 0, tzinfo=timezone.utc)
@@ -300,7 +293,7 @@ def fake_grafana(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_grafana_not_configured_is_never_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from reliability.grafana import grafana_checks
+    from reliability.gate.grafana import grafana_checks
 
     monkeypatch.delenv("GRAFANA_URL", raising=False)
     checks = grafana_checks(load_dashboard(_write(tmp_path, SMALL)), start=T0, end=T1, out_dir=tmp_path / "png")
@@ -310,7 +303,7 @@ def test_grafana_not_configured_is_never_pass(tmp_path: Path, monkeypatch: pytes
 
 
 def test_grafana_configured_checks_version_and_fetches_panel_pngs(tmp_path: Path, fake_grafana: dict) -> None:
-    from reliability.grafana import grafana_checks
+    from reliability.gate.grafana import grafana_checks
 
     dash = load_dashboard(_write(tmp_path, SMALL))
     checks = grafana_checks(dash, start=T0, end=T1, out_dir=tmp_path / "png")
@@ -327,8 +320,8 @@ def test_grafana_configured_checks_version_and_fetches_panel_pngs(tmp_path: Path
 
 
 def test_a_stale_dashboard_in_a_configured_grafana_blocks_go(tmp_path: Path, fake_grafana: dict) -> None:
-    from reliability.grafana import grafana_checks
-    from reliability.verdict import decide
+    from reliability.gate.grafana import grafana_checks
+    from reliability.gate.verdict import decide
 
     fake_grafana["version"] = 7
     checks = grafana_checks(load_dashboard(_write(tmp_path, SMALL)), start=T0, end=T1, out_dir=tmp_path / "png")
@@ -339,7 +332,7 @@ def test_a_stale_dashboard_in_a_configured_grafana_blocks_go(tmp_path: Path, fak
 
 def test_grafana_version_mismatch_missing_token_and_no_renderer(tmp_path: Path, fake_grafana: dict,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from reliability.grafana import grafana_dashboard, grafana_panel_images
+    from reliability.gate.grafana import grafana_dashboard, grafana_panel_images
 
     dash = load_dashboard(_write(tmp_path, SMALL))
     fake_grafana["version"] = 7

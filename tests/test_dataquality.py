@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from conftest import ts
-from reliability.cache import cache_consistency, coverage_table, gap_periods
-from reliability.dataquality import preflight, scrape_gaps
+from reliability.analysis.cache import cache_consistency, coverage_table, gap_periods
+from reliability.analysis.dataquality import preflight, scrape_gaps
 from reliability.errors import NoDataError
 
 
@@ -36,7 +36,7 @@ def test_counter_reset_is_found(client, truth) -> None:
 
 
 def test_each_run_of_reset_steps_is_one_restart() -> None:
-    from reliability.dataquality import counter_resets
+    from reliability.analysis.dataquality import counter_resets
 
     t = pd.Timestamp("2025-10-21T02:00:00Z")
     steps = [t + pd.Timedelta(seconds=30 * i) for i in (0, 1, 2, 10, 11)]

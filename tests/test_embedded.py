@@ -19,10 +19,8 @@ from typing import Any
 import pytest
 
 from conftest import process_exists
-from reliability.embedded import EmbeddedPrometheus, backfill, derived_config
-from reliability.errors import (
-    DataFileError, MissingBinaryError, PrometheusUnavailable, RuleFileError,
-)
+from reliability.source.embedded import EmbeddedPrometheus, backfill, derived_config
+from reliability.errors import DataFileError, MissingBinaryError, PrometheusUnavailable, RuleFileError
 from reliability import paths
 
 START = 1760486400  # 2025-10-15T00:00:00Z
@@ -364,7 +362,7 @@ def test_serve_stops_everything_on_ctrl_c_or_sigterm(
     (root / "data").mkdir()
     shutil.copy(history, root / "data" / "love-history.om.gz")
     env = dict(os.environ, LOVE_RELIABILITY_ROOT=str(root), XDG_CACHE_HOME=str(tmp_path / "c"))
-    code = "import sys; from reliability.embedded import serve; sys.exit(serve())"
+    code = "import sys; from reliability.source.embedded import serve; sys.exit(serve())"
     with subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as proc:
         try:
@@ -392,7 +390,7 @@ def test_serve_stops_everything_on_ctrl_c_or_sigterm(
 def test_interpreter_exit_stops_a_forgotten_server(
         history: Path, config_dir: Path, tmp_path: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from reliability.embedded import EmbeddedPrometheus\n"
+        "import sys; from pathlib import Path; from reliability.source.embedded import EmbeddedPrometheus\n"
         "p = EmbeddedPrometheus(Path(sys.argv[1]), config=Path(sys.argv[2]),"
         " cache_dir=Path(sys.argv[3])).start()\n"
         "print(*p.pids, p.data_dir)\n"  # and exit without stop(): atexit must clean up

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from conftest import ts
-from reliability import explore, measure
-from reliability.alerts import backtest, evaluation_times, load_rules
+from reliability import explore
+from reliability.analysis import measure
+from reliability.analysis.alerts import backtest, evaluation_times, load_rules
 from reliability.errors import ConfigurationError, NoDataError
 from reliability.paths import ALERTS_YML
 

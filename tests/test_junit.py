@@ -7,7 +7,7 @@ import pytest
 
 from reliability import paths
 from reliability.errors import ConfigurationError
-from reliability.junit import read_junit
+from reliability.analysis.junit import read_junit
 
 SUREFIRE = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuite name="love.QueueServiceTest" tests="4" failures="1" errors="1" skipped="1" time="0.4">

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from conftest import ts
-from reliability import measure
+from reliability.analysis import measure
 from reliability.errors import NoDataError
-from reliability.promql import matcher
+from reliability.source.promql import matcher
 
 pytestmark = pytest.mark.prometheus
 

@@ -9,8 +9,9 @@ import pytest
 
 from faultproxy import FaultProxy
 from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
-from reliability.prom import MAX_POINTS, PrometheusClient, tidy
-from reliability.promql import escape_label_value, longest_range, parse_selector, selector, split_and
+from reliability.source.prom import MAX_POINTS, PrometheusClient
+from reliability.source.frames import tidy
+from reliability.source.promql import escape_label_value, longest_range, parse_selector, selector, split_and
 
 END = datetime(2025, 10, 29, tzinfo=timezone.utc)
 prometheus = pytest.mark.prometheus
@@ -184,7 +185,7 @@ def test_breaker_opens_after_repeated_failures_and_fails_fast(prometheus_url: st
 
 @prometheus
 def test_open_breaker_lets_one_probe_through_after_its_timeout(prometheus_url: str) -> None:
-    from reliability.breakers import CircuitBreaker, State
+    from reliability.analysis.breakers import CircuitBreaker, State
 
     now = [1000.0]
     breaker = CircuitBreaker(failure_threshold=5, timeout=30.0, clock=lambda: now[0])
@@ -247,7 +248,7 @@ BURN = ('(sum{by}(rate(http_requests_total{{status=~"5.."}}[{w}])) or vector(0))
                                              ("", (0.03, 0.002))])  # sparse: the incident only
 def test_query_alert_returns_exactly_what_the_full_and_query_returns(
         client: PrometheusClient, long_left: bool, by: str, thresholds: tuple[float, float]) -> None:
-    from reliability.alerts.replay import query_alert
+    from reliability.analysis.alerts.replay import query_alert
 
     short = BURN.format(by=by, w="30m", t=thresholds[0])
     long = BURN.format(by=by, w="3d", t=thresholds[1])

@@ -1,7 +1,7 @@
 """promtool is the oracle for alert semantics: the backtest's firing alerts must be exactly promtool's.
 
 Random series (fixed seeds) are served by a real Prometheus from backfilled OpenMetrics and
-replayed with ``reliability.alerts.backtest``; the same values become the ``input_series``
+replayed with ``reliability.analysis.alerts.backtest``; the same values become the ``input_series``
 of a ``promtool test rules`` file whose expected alerts, at every minute of the window, are
 the backtest's firing alerts with their full label sets. promtool runs Prometheus' own rule
 manager (``for``, ``keep_firing_for``, recording rules evaluated live rather than inlined),
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import yaml
 
-from reliability.alerts import Backtest, backtest, load_rules, recording_rules
+from reliability.analysis.alerts import Backtest, backtest, load_rules, recording_rules
 
 pytestmark = [
     pytest.mark.prometheus,
@@ -138,7 +138,7 @@ def run_promtool(path: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def agreement(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Backtests of every rule on every seed, against a real Prometheus serving the random series."""
-    from reliability.embedded import EmbeddedPrometheus
+    from reliability.source.embedded import EmbeddedPrometheus
 
     root = tmp_path_factory.mktemp("agreement")
     rule_file = root / "rules.yml"

@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 
 from conftest import ts
-from reliability import paths, proof
-from reliability.verdict import Status
+from reliability import paths
+from reliability.gate import proof
+from reliability.gate.verdict import Status
+from reliability.report.evidence import evidence
 
 pytestmark = pytest.mark.prometheus
 
@@ -35,7 +37,7 @@ def test_healthy_canary_is_go(client, truth) -> None:
     r = run(client, truth, "canary", "v1.9.1", "v1.9.1.xml")
     assert r.verdict.decision == "GO", r.verdict.summary.to_string()
     assert proof.rollback_plan(r) is None
-    ev = proof.evidence(r)
+    ev = evidence(r)
     want = truth["windows"]["canary"]["by_version"]["v1.9.1"]
     assert abs(ev["reliability"]["requests"] - want["requests"]) <= 0.01 * want["requests"]
 
@@ -62,7 +64,7 @@ def test_cache_gap_is_no_go(client, truth) -> None:
 
 
 def test_report_tables_show_missing_times_as_a_dash_not_nat() -> None:
-    from reliability import tables
+    from reliability.report import tables
 
     t = pd.Timestamp("2025-10-24T10:12:30Z")
     for col in (pd.Series([pd.NaT, pd.NaT]), pd.Series([pd.NaT, pd.NaT], dtype=object),

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reliability.compare import compare
+from reliability.analysis.compare import compare
 from reliability.errors import InsufficientDataWarning, NoDataError, StatisticalWarning
-from reliability.stats import (
+from reliability.analysis.stats import (
     METHODS,
     bound_r,
     bound_r_frame,

@@ -7,7 +7,7 @@ import pytest
 
 from reliability.errors import ConfigurationError
 from reliability.times import iso, parse_time
-from reliability.verdict import Check, Status, decide
+from reliability.gate.verdict import Check, Status, decide
 
 
 def chk(status: Status, required: bool = True, name: str = "c") -> Check:

@@ -44,10 +44,10 @@ import pytest
 import requests
 
 from conftest import process_exists, ts
-from reliability import measure
-from reliability.embedded.victoria import EmbeddedVictoriaMetrics, find_victoria_metrics
+from reliability.analysis import measure
+from reliability.source.embedded.victoria import EmbeddedVictoriaMetrics, find_victoria_metrics
 from reliability.errors import DataFileError, MissingBinaryError, NoDataError
-from reliability.prom import PrometheusClient
+from reliability.source.prom import PrometheusClient
 
 WINDOW = "canary"
 LEAD_IN = timedelta(hours=3)

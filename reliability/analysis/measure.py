@@ -1,0 +1,203 @@
+"""Measuring R = 1 - 5xx/requests from Prometheus, with the aggregation done in PromQL.
+
+Totals use ``increase()`` over the whole window evaluated at its end, so counter
+resets are handled by Prometheus; the R time series uses the seed alert's own
+expression. Nothing here turns "no traffic" into R = 1: absent data stays absent.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from reliability.errors import ConfigurationError, NoDataError
+from reliability.source.prom import PrometheusClient
+from reliability.source.frames import utc
+from reliability.source.promql import format_duration, matcher, parse_selector
+
+METRIC = "http_requests_total"
+FIVE_XX = matcher("status", "5..", "=~")
+
+
+def _by(by: Sequence[str]) -> str:
+    for label in by:
+        matcher(label, "")  # validates the label name
+    return f" by ({', '.join(by)})" if by else ""
+
+
+def _sel(selector: str | Sequence[str] | None, *extra: str) -> str:
+    matchers = parse_selector(selector) if isinstance(selector, str) or selector is None else list(selector)
+    parts = [*matchers, *extra]
+    return f"{METRIC}{{{','.join(parts)}}}" if parts else METRIC
+
+
+def window_seconds(start: datetime, end: datetime) -> float:
+    """The window length; at least one scrape step so ``increase()`` has two samples."""
+    seconds = (utc(end) - utc(start)).total_seconds()
+    if seconds <= 0:
+        raise ConfigurationError(f"window end {end.isoformat()} is not after its start {start.isoformat()}")
+    return seconds
+
+
+def totals_queries(start: datetime, end: datetime, *, selector: str | Sequence[str] | None = None,
+                   by: Sequence[str] = ()) -> tuple[str, str]:
+    """The two PromQL expressions for requests and 5xx over [start, end], evaluated at end."""
+    rng = format_duration(window_seconds(start, end))
+    grp = _by(by)
+    return (
+        f"sum{grp} (increase({_sel(selector)}[{rng}]))",
+        f"sum{grp} (increase({_sel(selector, FIVE_XX)}[{rng}]))",
+    )
+
+
+def totals(client: PrometheusClient, start: datetime, end: datetime, *,
+           selector: str | Sequence[str] | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Requests and 5xx per group over the window: columns ``*by, requests, errors``.
+
+    Raises :class:`NoDataError` when the window holds no requests at all. A group with
+    requests but no 5xx series has 0 errors (it served no 5xx), which is not masking.
+    """
+    q_all, q_err = totals_queries(start, end, selector=selector, by=by)
+    at = utc(end)
+    n = client.query(q_all, at)
+    e = client.query(q_err, at)
+    keys = list(by)
+    n = n.rename(columns={"value": "requests"})[[*keys, "requests"]]
+    e = e.rename(columns={"value": "errors"})[[*keys, "errors"]]
+    for frame in (n, e):
+        for k in keys:
+            if k not in frame:
+                frame[k] = ""
+    frame = n.merge(e, on=keys, how="left") if keys else n.assign(errors=e["errors"].sum() if len(e) else 0.0)
+    frame["errors"] = frame["errors"].fillna(0.0)
+    frame = frame[frame["requests"] > 0].reset_index(drop=True)
+    if frame.empty:
+        raise NoDataError(
+            f"no requests in {_sel(selector)} between {start.isoformat()} and {end.isoformat()}: "
+            "no traffic, or the selector matches nothing; R cannot be proven from no data"
+        )
+    return frame
+
+
+def ratio_query(*, selector: str | Sequence[str] | None = None, by: Sequence[str] = (), rate_window: str = "5m") -> str:
+    """The seed alert's 5xx ratio, optionally per group; a group with traffic but no 5xx is 0."""
+    grp = _by(by)
+    err = f"sum{grp} (rate({_sel(selector, FIVE_XX)}[{rate_window}]))"
+    all_ = f"sum{grp} (rate({_sel(selector)}[{rate_window}]))"
+    # `or (all * 0)` fills 0 only where there is traffic; no traffic stays absent.
+    return f"({err} or ({all_} * 0)) / {all_}"
+
+
+def ratio_series(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 60.0,
+                 selector: str | Sequence[str] | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
+    """The 5-minute 5xx ratio over time (columns ``*by, time, value``), as the alert sees it."""
+    return client.query_range(ratio_query(selector=selector, by=by), utc(start), utc(end), step)
+
+
+def bucket_counts(client: PrometheusClient, start: datetime, end: datetime, *, bucket: float = 300.0,
+                  selector: str | Sequence[str] | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Requests and 5xx per bucket (columns ``*by, time, requests, errors``) for the dispersion estimate."""
+    rng = format_duration(bucket)
+    first = utc(start) + pd.Timedelta(seconds=bucket)
+    keys = list(by)
+    if first > utc(end):
+        return pd.DataFrame({**{k: [] for k in keys}, "time": [], "requests": [], "errors": []})
+    grp = _by(by)
+    n = client.query_range(f"sum{grp} (increase({_sel(selector)}[{rng}]))", first, utc(end), bucket)
+    e = client.query_range(f"sum{grp} (increase({_sel(selector, FIVE_XX)}[{rng}]))", first, utc(end), bucket)
+    for frame in (n, e):
+        for k in keys:
+            if k not in frame:
+                frame[k] = ""
+    frame = n.rename(columns={"value": "requests"})[[*keys, "time", "requests"]].merge(
+        e.rename(columns={"value": "errors"})[[*keys, "time", "errors"]], on=[*keys, "time"], how="left")
+    frame["errors"] = frame["errors"].fillna(0.0)
+    return frame
+
+
+def dispersion_by(buckets: pd.DataFrame, by: Sequence[str]) -> dict[object, float]:
+    """The dispersion factor per group (keys as ``bound_r_frame`` expects them)."""
+    from reliability.analysis.stats import dispersion
+
+    if buckets.empty:
+        return {}
+    keys = list(by)
+    out: dict[object, float] = {}
+    for key, g in buckets.groupby(keys[0] if len(keys) == 1 else keys):
+        out[key] = dispersion(g[["requests", "errors"]])
+    return out
+
+
+@dataclass(frozen=True)
+class RatioProfile:
+    """What the R time series says: the worst 5 minutes and how long the ratio was above 2 %."""
+
+    worst_ratio: float
+    worst_time: pd.Timestamp | None
+    fraction_above: float
+    periods: pd.DataFrame  # start, end, duration, peak
+
+    @property
+    def worst_r(self) -> float:
+        return 1.0 - self.worst_ratio
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "worst 5m R": self.worst_r, "worst at": self.worst_time,
+            "time above 2 %": self.fraction_above, "periods above 2 %": len(self.periods),
+        }])
+
+
+def ratio_profile(series: pd.DataFrame, *, threshold: float = 0.02, step: float = 60.0) -> RatioProfile:
+    """Summarise a single ratio series (``time, value``); periods are runs of steps above threshold.
+
+    A period ends at the first step back at or below the threshold, or at a gap
+    (missing steps mean no traffic, which is not evidence either way).
+    """
+    s = series.dropna(subset=["value"]).sort_values("time")
+    if s.empty:
+        raise NoDataError("the 5xx ratio series is empty: no traffic in the window")
+    above = s["value"] > threshold
+    idx = s["value"].idxmax()
+    t = s["time"]
+    gap = t.diff().dt.total_seconds().fillna(step) > step * 1.5
+    run_id = (above.ne(above.shift()) | gap).cumsum()
+    rows = []
+    for _, run in s[above].groupby(run_id[above]):
+        rows.append({
+            "start": run["time"].iloc[0],
+            "end": run["time"].iloc[-1] + pd.Timedelta(seconds=step),
+            "peak": run["value"].max(),
+        })
+    periods = pd.DataFrame(rows, columns=["start", "end", "peak"])
+    periods["duration"] = periods["end"] - periods["start"]
+    return RatioProfile(
+        worst_ratio=float(s.loc[idx, "value"]),
+        worst_time=s.loc[idx, "time"],
+        fraction_above=float(above.mean()),
+        periods=periods[["start", "end", "duration", "peak"]],
+    )
+
+
+BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+
+def burn_ratio_query(*, selector: str | Sequence[str] | None = None, windows: Sequence[str] = BURN_WINDOWS) -> str:
+    """One query for the 5xx ratio over every burn-rate window, labelled ``window``."""
+    parts = []
+    for w in windows:
+        ratio = (f"sum(increase({_sel(selector, FIVE_XX)}[{w}])) / sum(increase({_sel(selector)}[{w}]))"
+                 if w else "")
+        parts.append(f'label_replace(({ratio}), "window", "{w}", "", "")')
+    return " or ".join(parts)
+
+
+def burn_ratios(client: PrometheusClient, at: datetime, *, selector: str | Sequence[str] | None = None,
+                windows: Sequence[str] = BURN_WINDOWS) -> dict[str, float | None]:
+    """5xx ratio per window ending at ``at``; a window without traffic maps to None, not 0."""
+    frame = client.query(burn_ratio_query(selector=selector, windows=windows), utc(at))
+    got = dict(zip(frame.get("window", []), frame.get("value", []))) if len(frame) else {}
+    return {w: (float(got[w]) if w in got else None) for w in windows}

@@ -1,0 +1,105 @@
+"""The monitoring proof: run every analysis for one candidate and window, then decide.
+
+Each section turns its analysis into checks. A section that cannot be computed
+(unreachable server, no data, missing file) yields an INCONCLUSIVE check with the
+reason instead of raising, so the report is always produced and never says GO
+without evidence.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reliability import paths
+from reliability.errors import NoDataError, ReliabilityError
+from reliability.source.prom import PrometheusClient
+from reliability.gate import sections
+from reliability.gate.params import ProofParams
+from reliability.gate.verdict import Check, Status, Verdict, decide
+
+
+@dataclass
+class Proof:
+    """Everything the report shows: the verdict, each section's result, and provenance."""
+
+    params: ProofParams
+    checks: list[Check] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    verdict: Verdict | None = None
+    prometheus_url: str = ""
+    queries: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _section(proof: Proof, name: str, check_name: str, required: bool,
+             fn: Callable[[], tuple[Any, list[Check]]]) -> None:
+    """Run one section; turn any failure into a not-proven check that names the cause."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # caveats are reported as checks, not stderr noise
+            result, checks = fn()
+        proof.sections[name] = result
+        proof.checks.extend(checks)
+    except NoDataError as exc:
+        proof.errors[name] = str(exc)
+        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required, f"no data: {exc}"))
+    except ReliabilityError as exc:
+        proof.errors[name] = str(exc)
+        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required, str(exc).splitlines()[0]))
+    except Exception as exc:  # a bug must not turn into GO either
+        proof.errors[name] = f"{type(exc).__name__}: {exc}"
+        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required,
+                                  f"could not be computed ({type(exc).__name__}: {exc})"))
+
+
+def run(params: ProofParams, client: PrometheusClient) -> Proof:
+    """Run every section of the proof against ``client`` and decide the verdict."""
+    proof = Proof(params=params, prometheus_url=client.url)
+    _section(proof, "prometheus", "Prometheus is reachable", True, lambda: sections.prometheus(client))
+    _section(proof, "monitoring", "Monitoring works", True, lambda: sections.monitoring(params, client))
+    _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
+             lambda: sections.reliability(params, client))
+    _section(proof, "budget", "Error budget", False, lambda: sections.budget(params, client))
+    _section(proof, "comparison", "Candidate not worse than stable", False, lambda: sections.comparison(params, client))
+    _section(proof, "alerts", "High5xxErrorRate did not fire for the candidate", True,
+             lambda: sections.alerts(params, client))
+    _section(proof, "breakers", "No circuit breaker OPEN at the window end", True, lambda: sections.breakers(params, client))
+    _section(proof, "junit", "Regression tests passed", True, lambda: sections.junit(params))
+    _section(proof, "cache", "Cache invalidated after every queue update", True, lambda: sections.cache(params, client))
+    _section(proof, "data_quality", "Data quality", False, lambda: sections.data_quality(params, client))
+    proof.verdict = decide(proof.checks)
+    cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series"]
+    log = pd.DataFrame([r.__dict__ for r in client.log], columns=cols)
+    # A polled check (rules, Alertmanagers) asks the same question until it is answered. The
+    # table lists each question once, so the report re-rendered from the snapshot (which
+    # holds one answer per question) shows the same table.
+    keys = ["kind", "query", "time", "start", "end", "step"]
+    proof.queries = (log.groupby(keys, sort=False, dropna=False)
+                     .agg(http_requests=("http_requests", "sum"), seconds=("seconds", "sum"),
+                          series=("series", "last"))
+                     .reset_index()[cols])
+    return proof
+
+
+def rollback_plan(proof: Proof) -> str | None:
+    """On NO-GO, the runbook text naming the version to return to; the tool never runs it."""
+    if proof.verdict is None or proof.verdict.decision != "NO-GO":
+        return None
+    stable = proof.params.stable
+    if not stable:
+        return ("Roll back to the last version that worked: no stable version is known "
+                "(.last-stable-version is missing); find it in the deploy history before acting.")
+    return (f"Roll back to {stable} (from .last-stable-version): do not fix in production.\n"
+            f"  git checkout {stable}\n  npm run deploy\n"
+            f"Then confirm the 5xx ratio falls below {1 - proof.params.threshold:.0%} on the dashboard.")
+
+
+def default_stable() -> str | None:
+    """The content of ``.last-stable-version`` when present (the seed's rollback target)."""
+    f: Path = paths.LAST_STABLE
+    return f.read_text().strip() or None if f.exists() else None

@@ -1,0 +1,301 @@
+"""The proof's sections: each runs one analysis for the candidate's window and turns it into checks.
+
+A section returns its frozen result (what the report shows) and its checks; it raises
+:class:`~reliability.errors.ReliabilityError` when its evidence is missing, which
+:func:`reliability.gate.proof.run` records as an INCONCLUSIVE check. Sections never draw:
+the report draws from the frames they return.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reliability.analysis import measure
+from reliability.errors import NoDataError
+from reliability.gate.verdict import Check, Status
+from reliability.gate.dashboard import Dashboard
+from reliability.gate.params import ProofParams
+from reliability.source.prom import PrometheusClient
+from reliability.source.promql import matcher, parse_selector
+from reliability.times import iso
+
+
+def prometheus(client: PrometheusClient) -> tuple[dict[str, Any], list[Check]]:
+    # Reachability is judged by the monitoring checks; this records the version for provenance.
+    return client.api("status/buildinfo"), []
+
+
+@dataclass(frozen=True)
+class MonitoringSection:
+    """The monitoring checks, the dashboard, and every panel's query result (the report draws them)."""
+
+    checks: list[Check]
+    dashboard: Dashboard
+    panels: pd.DataFrame
+
+
+def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSection, list[Check]]:
+    import tempfile
+
+    from reliability.errors import PrometheusUnavailable
+    from reliability.gate import checks, grafana, panels
+    from reliability.gate.dashboard import load_dashboard
+
+    if not client.ready():  # an unreachable server is missing evidence, not a failed check
+        raise PrometheusUnavailable(f"Prometheus at {client.url} is unreachable: the monitoring "
+                                    "checks could not run", url=client.url)
+    found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end, now=client.now())
+    dash = load_dashboard(Path(p.dashboard))
+    results = panels.run_panels(dash, client, p.start, p.end)
+    found.append(panels.dashboard_check(results))
+    # Panel PNGs are fetched only when GRAFANA_URL is set; no directory is made otherwise.
+    out = tempfile.mkdtemp(prefix="grafana-") if os.environ.get("GRAFANA_URL") else tempfile.gettempdir()
+    found += grafana.grafana_checks(dash, start=p.start, end=p.end, out_dir=out)
+    return MonitoringSection(found, dash, results), found
+
+
+@dataclass(frozen=True)
+class ReliabilitySection:
+    """R for the candidate with its bounds, per-version and per-route tables, the ratio over time."""
+
+    bound: Any                 # stats.RBound
+    buckets: pd.DataFrame
+    per_version: pd.DataFrame
+    per_route: pd.DataFrame
+    ratio: pd.DataFrame
+    profile: measure.RatioProfile | None
+
+
+def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySection, list[Check]]:
+    from reliability.analysis.stats import bound_r, bound_r_frame, dispersion
+
+    sel = p.candidate_matchers()
+    tot = measure.totals(client, p.start, p.end, selector=sel)
+    n, e = float(tot["requests"].sum()), float(tot["errors"].sum())
+    buckets = measure.bucket_counts(client, p.start, p.end, selector=sel)
+    phi = dispersion(buckets)  # fewer than 2 non-empty buckets: 1.0 with a warning
+    bound = bound_r(n, e, phi=phi, threshold=p.threshold, confidence=p.confidence, method=p.method)
+    opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
+    v = p.version_label
+    user_sel = p.selector or None
+    per_version = bound_r_frame(
+        measure.totals(client, p.start, p.end, selector=user_sel, by=[v]), by=v,
+        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=user_sel, by=[v]), [v]),
+        **opts)
+    per_route = bound_r_frame(
+        measure.totals(client, p.start, p.end, selector=sel, by=["route"]), by="route",
+        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=sel, by=["route"]),
+                                  ["route"]),
+        **opts)
+    ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
+    profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
+    section = ReliabilitySection(bound, buckets, per_version, per_route, ratio, profile)
+    return section, [r_check(p, bound)]
+
+
+def r_check(p: ProofParams, b: Any) -> Check:
+    name = f"R > {p.threshold} for {p.candidate}"
+    pct = f"{p.confidence:.0%}"
+    head = (f"R = {b.r:.5f} over {b.requests:,.0f} requests ({b.errors:,.0f} 5xx); "
+            f"{pct} lower bound {b.lower_adjusted:.5f} (dispersion {b.phi:.2f}, plain {b.lower:.5f})")
+    if b.r <= p.threshold:
+        return Check(name, Status.FAIL, True, f"{head}: the observed R is not above {p.threshold}")
+    if not b.sufficient:
+        need = f"{b.min_requests:,}" if b.min_requests else "more"
+        return Check(name, Status.INCONCLUSIVE, True,
+                     f"{head}: insufficient data, {need} requests are needed to prove R > {p.threshold}")
+    if b.lower_adjusted > p.threshold:
+        return Check(name, Status.PASS, True, f"{head} > {p.threshold}")
+    return Check(name, Status.INCONCLUSIVE, True,
+                 f"{head}: not proven, the lower bound does not exceed {p.threshold}")
+
+
+@dataclass(frozen=True)
+class BudgetSection:
+    """The service's 2 % error budget over the period before the window end, and the burn rates."""
+
+    budget: Any               # budget.ErrorBudget
+    burn_rates: pd.DataFrame
+    period_days: float
+    text: str
+
+
+def budget(p: ProofParams, client: PrometheusClient) -> tuple[BudgetSection, list[Check]]:
+    from reliability.analysis.budget import burn_rates, error_budget
+
+    days = p.budget_days
+    start = p.end - pd.Timedelta(days=days)
+    sel = parse_selector(p.selector)
+    tot = measure.totals(client, start, p.end, selector=sel)
+    slo = p.threshold
+    b = error_budget(float(tot["requests"].sum()), float(tot["errors"].sum()), slo=slo)
+    rates = burn_rates(measure.burn_ratios(client, p.end, selector=sel), slo=slo)
+    text = (f"Error budget ({1 - slo:.0%} of requests over the {days:g} days before the window end, "
+            f"all versions): {b.errors:,.0f} 5xx of {b.allowed_errors:,.0f} allowed — "
+            f"**{b.consumed:.1%} consumed, {b.remaining:.1%} remaining**.")
+    burning = rates[rates["status"] == "burning"]
+    if len(burning) or b.overspent:
+        what = ", ".join(f"{r.severity} {r.short_window}/{r.long_window}" for r in burning.itertuples())
+        detail = f"{b.consumed:.1%} of the budget consumed" + (f"; burning: {what}" if what else "; overspent")
+        return BudgetSection(b, rates, days, text), [Check("Error budget", Status.WARN, False, detail)]
+    return BudgetSection(b, rates, days, text), [
+        Check("Error budget", Status.PASS, False, f"{b.consumed:.1%} of the {days:g}-day budget consumed, no burn-rate alert pair burning")]
+
+
+def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
+    from reliability.analysis.compare import compare
+    from reliability.analysis.stats import dispersion
+
+    name = "Candidate not worse than stable"
+    if not p.stable or p.stable == p.candidate:
+        return None, [Check(name, Status.NOT_CONFIGURED, False, "no stable version to compare with")]
+    counts = {}
+    for version in (p.candidate, p.stable):
+        sel = [*parse_selector(p.selector), matcher(p.version_label, version)]
+        tot = measure.totals(client, p.start, p.end, selector=sel)
+        buckets = measure.bucket_counts(client, p.start, p.end, selector=sel)
+        counts[version] = (float(tot["requests"].sum()), float(tot["errors"].sum()), dispersion(buckets))
+    (cn, ce, cphi), (sn, se, sphi) = counts[p.candidate], counts[p.stable]
+    c = compare(cn, ce, sn, se, margin=p.margin, confidence=p.confidence, phi_candidate=cphi, phi_stable=sphi)
+    status = Status.PASS if c.non_inferior else Status.WARN
+    return c, [Check(name, status, False, c.verdict_text)]
+
+
+@dataclass(frozen=True)
+class AlertSection:
+    """The seed's rule replayed on the candidate's traffic, and every rule of the file on all traffic."""
+
+    candidate: Any            # alerts.Backtest of High5xxErrorRate scoped to the candidate
+    all_rules: pd.DataFrame   # one row per alerting rule: fired, episodes, first firing
+    episodes: pd.DataFrame    # firing episodes of every rule over the window
+
+
+SEED_ALERT = "High5xxErrorRate"
+
+
+def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list[Check]]:
+    from dataclasses import replace
+
+    from reliability.analysis.alerts import backtest, load_rules
+    from reliability.source.promql import scope
+
+    groups = load_rules(p.rules)
+    rules = [r for g in groups for r in g.rules if hasattr(r, "alert")]
+    seed = next((r for r in rules if r.alert == SEED_ALERT), None)
+    name = f"{SEED_ALERT} did not fire for the candidate"
+    if seed is None:
+        return None, [Check(name, Status.FAIL, True, f"{p.rules} has no {SEED_ALERT} rule: the 2 % alert is not set")]
+    # Start early enough that a condition already true at the window start can reach `for`.
+    lead = pd.Timedelta(seconds=seed.for_)
+    scoped = replace(seed, expr=scope(seed.expr, measure.METRIC, p.candidate_matchers()))
+    bt = backtest(scoped, client, p.start - lead, p.end)
+    rows, episodes = [], []
+    for rule in rules:
+        res = backtest(rule, client, p.start, p.end)
+        rows.append(res.summary.iloc[0][["alert", "fired", "firing_episodes", "first_firing", "firing_time"]])
+        if len(res.firing):
+            episodes.append(res.firing.assign(alert=rule.alert))
+    table = pd.DataFrame(rows).reset_index(drop=True)
+    eps = pd.concat(episodes, ignore_index=True) if episodes else pd.DataFrame()
+    firing = bt.firing
+    firing = firing[firing["resolved_at"].isna() | (firing["resolved_at"] > p.start)]
+    if len(firing):
+        first = firing.iloc[0]
+        detail = (f"fired {len(firing)} time(s) on {p.candidate}'s traffic; first at "
+                  f"{iso(first['firing_since'])}, peak 5xx ratio {first['peak_value']:.2%}")
+        return AlertSection(bt, table, eps), [Check(name, Status.FAIL, True, detail)]
+    detail = (f"replayed every {bt.interval:.0f} s over the window on {p.candidate}'s traffic "
+              f"({bt.evaluations} evaluations): never firing")
+    return AlertSection(bt, table, eps), [Check(name, Status.PASS, True, detail)]
+
+
+@dataclass(frozen=True)
+class BreakerSection:
+    """Per-breaker trip statistics and the sampled state timeline."""
+
+    stats: Any                # breakers.BreakerStats, or None when the package is unavailable
+    state: pd.DataFrame       # breaker, time, value (0 closed, 1 open, 2 half-open)
+    transitions: pd.DataFrame
+    calls: pd.DataFrame
+    open_at_end: list[str]
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.stats.summary if self.stats is not None else self.transitions
+
+
+def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, list[Check]]:
+    from reliability.analysis.breakers import trip_stats
+    from reliability.source.promql import format_duration
+
+    name = "No circuit breaker OPEN at the window end"
+    rng = format_duration((p.end - p.start).total_seconds())
+    transitions = client.query(
+        f"sum by (breaker, from, to) (increase(circuit_breaker_transitions_total[{rng}]))", p.end)
+    calls = client.query(f"sum by (breaker, outcome) (increase(circuit_breaker_calls_total[{rng}]))", p.end)
+    state = client.query_range("max by (breaker) (circuit_breaker_state)", p.start, p.end, 30.0)
+    if state.empty:
+        raise NoDataError("no circuit_breaker_state samples in the window: the backend does not export "
+                          "the breaker metrics of monitoring/METRICS.md")
+    last = state.sort_values("time").groupby("breaker").tail(1)
+    fresh = last[last["time"] >= p.end - pd.Timedelta(minutes=5)]
+    open_now = sorted(fresh.loc[fresh["value"] == 1, "breaker"])
+    stale = sorted(set(last["breaker"]) - set(fresh["breaker"]))
+    stats = trip_stats(transitions.rename(columns={"value": "increase"}), state,
+                       calls.rename(columns={"value": "increase"}), start=p.start, end=p.end)
+    section = BreakerSection(stats, state, transitions, calls, open_now)
+    trips = transitions[transitions["to"] == "open"]["value"].sum() if len(transitions) else 0.0
+    if open_now:
+        return section, [Check(name, Status.FAIL, True, f"OPEN at {iso(p.end)}: {', '.join(open_now)} "
+                               "(a dependency is failing now)")]
+    if stale:
+        return section, [Check(name, Status.INCONCLUSIVE, True,
+                               f"no recent state sample at the window end for: {', '.join(stale)}")]
+    return section, [Check(name, Status.PASS, True,
+                           f"{len(last)} breakers closed at {iso(p.end)}; {trips:.0f} trips in the window")]
+
+
+def junit(p: ProofParams) -> tuple[Any, list[Check]]:
+    from reliability.analysis.junit import read_junit
+
+    name = "Regression tests passed"
+    if not p.junit:
+        return None, [Check(name, Status.INCONCLUSIVE, True,
+                            "no JUnit file given: the candidate's regression tests are not proven to pass")]
+    res = read_junit(p.junit)
+    counts = f"{res.total} tests: {res.passed} passed, {res.failures} failed, {res.errors} errors, {res.skipped} skipped"
+    if res.failures or res.errors:
+        names = ", ".join(res.failing["name"].head(5))
+        return res, [Check(name, Status.FAIL, True, f"{counts}; failing: {names}")]
+    if res.total == res.skipped:
+        return res, [Check(name, Status.INCONCLUSIVE, True, f"{counts}: no test ran")]
+    return res, [Check(name, Status.PASS, True, counts)]
+
+
+def cache(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
+    from reliability.analysis.cache import cache_consistency
+
+    name = "Cache invalidated after every queue update"
+    res = cache_consistency(client, p.start, p.end, threshold=p.cache_threshold)
+    cov = res.coverage
+    head = (f"coverage {cov:.3%} of {res.by_clinic['updates'].sum():,.0f} queue updates "
+            f"(threshold {p.cache_threshold:.1%}); {res.by_clinic['stale_reads'].sum():,.0f} stale reads")
+    if len(res.below):
+        clinics = ", ".join(f"{r.clinic} {r.coverage:.2%}" for r in res.below.itertuples())
+        return res, [Check(name, Status.FAIL, True, f"{head}; below threshold: {clinics}")]
+    return res, [Check(name, Status.PASS, True, head)]
+
+
+def data_quality(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
+    from reliability.analysis.dataquality import preflight
+
+    res = preflight(client, p.start, p.end)
+    if res.ok:
+        return res, [Check("Data quality", Status.PASS, False, "no scrape gaps, counter resets or impossible values")]
+    kinds = res.findings["kind"].value_counts()
+    detail = "; ".join(f"{n} {k}" for k, n in kinds.items()) + " (see the data-quality section)"
+    return res, [Check("Data quality", Status.WARN, False, detail)]

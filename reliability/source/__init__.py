@@ -1,0 +1,28 @@
+"""Source layer: everything that talks to Prometheus or writes PromQL.
+
+- ``prom``: the one adapter to a Prometheus-compatible HTTP API (auth, retries, chunking, errors);
+- ``snapshot``: the same answers replayed from a recorded ``queries.json.gz``;
+- ``frames``: answers as tidy frames (one row per time and label set);
+- ``promql``: building, escaping and scanning PromQL text;
+- ``breaker``: the seed's circuit breaker, which the adapter puts around every request;
+- ``embedded/``: local Prometheus, Alertmanager and VictoriaMetrics servers fed from ``data/``.
+
+It imports only ``errors``, ``paths`` and ``times``; every layer above reads its frames.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from reliability.source.prom import PrometheusClient
+from reliability.source.snapshot import SnapshotClient
+
+
+def from_env(url: str | None = None, **options: Any) -> PrometheusClient:
+    """The client a notebook should use: a recorded snapshot when ``RELIABILITY_SNAPSHOT`` is set
+    (``reliability render`` sets it, so a re-render never reaches a server), else ``url`` or
+    ``PROMETHEUS_URL``."""
+    snapshot = os.environ.get("RELIABILITY_SNAPSHOT")
+    if snapshot and not url:
+        return SnapshotClient(snapshot)
+    return PrometheusClient.from_env(url, **options)

@@ -1,0 +1,385 @@
+"""The one adapter to a Prometheus-compatible HTTP API (Prometheus, VictoriaMetrics, Thanos, Mimir).
+
+This is the only module that imports ``prometheus_api_client``. It owns what every
+query needs and nothing else does: credentials from the environment (never from
+arguments a notebook would record), timeouts, retries with backoff and jitter, a
+circuit breaker so a dead server fails fast, range chunking under the 11,000-points
+limit, explicit evaluation times, Prometheus' error fields parsed into exceptions,
+and results as tidy DataFrames (one row per timestamp and label set).
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pandas as pd
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
+from reliability.source.frames import _n_series, label_columns, tidy, utc
+
+MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
+CHUNK_POINTS = 10_000        # stay clearly below it
+_RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One query as run, for the report's provenance section."""
+
+    kind: str                       # "instant", "range" or "api"
+    query: str
+    time: datetime | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    step: float | None = None
+    http_requests: int = 0
+    seconds: float = 0.0
+    series: int = 0
+
+
+@dataclass
+class _Stats:
+    http_requests: int = 0
+    records: list[QueryRecord] = field(default_factory=list)
+
+
+class PrometheusClient:
+    """Tidy-frame access to one Prometheus HTTP API endpoint.
+
+    Credentials come only from the environment: ``PROMETHEUS_BEARER_TOKEN``, or
+    ``PROMETHEUS_USERNAME`` + ``PROMETHEUS_PASSWORD``; ``PROMETHEUS_CA_BUNDLE`` names a
+    private CA. TLS verification is always on.
+
+    Parameters
+    ----------
+    url
+        Base URL, e.g. ``http://127.0.0.1:9090`` (no credentials in it).
+    timeout
+        Seconds to wait for connect and for each read.
+    retries
+        Extra attempts after a connection error, timeout, malformed answer or 5xx;
+        never after a 4xx, which would fail the same way again.
+    backoff
+        Base of the exponential backoff in seconds (full jitter).
+    breaker
+        A :class:`reliability.analysis.breakers.CircuitBreaker`; by default 5 consecutive
+        failed attempts open it for 30 s, so a dead server fails fast.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        breaker: Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        parts = urlsplit(url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"Prometheus URL {url!r} is not an http(s) URL such as http://127.0.0.1:9090")
+        if parts.username or parts.password:
+            raise ConfigurationError(
+                "the Prometheus URL contains credentials; remove them and set "
+                "PROMETHEUS_USERNAME/PROMETHEUS_PASSWORD or PROMETHEUS_BEARER_TOKEN instead"
+            )
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._random = random.Random()
+        self._stats = _Stats()
+        self._last_response: requests.Response | None = None
+        self._snapshot: dict[str, Any] = {}
+        if breaker is None:
+            breaker = _default_breaker()
+        self.breaker = breaker
+        session = requests.Session()
+        session.verify = os.environ.get("PROMETHEUS_CA_BUNDLE") or True
+        session.hooks["response"].append(self._remember)
+        headers: dict[str, str] = {}
+        auth = None
+        token = os.environ.get("PROMETHEUS_BEARER_TOKEN")
+        user, password = os.environ.get("PROMETHEUS_USERNAME"), os.environ.get("PROMETHEUS_PASSWORD")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        elif user or password:
+            if not (user and password):
+                raise ConfigurationError("set both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD, or neither")
+            auth = (user, password)
+        # Retries are ours (backoff, jitter, breaker); urllib3's own must be off.
+        self._api = PrometheusConnect(
+            url=self.url, headers=headers or None, auth=auth, session=session,
+            retry=Retry(total=0, read=False, raise_on_status=False), timeout=timeout,
+        )
+        session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0, read=False, raise_on_status=False)))
+        self._session = session
+
+    @classmethod
+    def from_env(cls, url: str | None = None, **options: Any) -> PrometheusClient:
+        """The client for ``url``, else ``PROMETHEUS_URL``; a clear error when neither is set."""
+        url = url or os.environ.get("PROMETHEUS_URL")
+        if not url:
+            raise ConfigurationError(
+                "no Prometheus URL: set PROMETHEUS_URL (e.g. export PROMETHEUS_URL=http://127.0.0.1:9090) "
+                "or run `reliability prometheus` to start the embedded one"
+            )
+        return cls(url, **options)
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"PrometheusClient({self.url!r})"
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def log(self) -> list[QueryRecord]:
+        """Every query run so far, in order (provenance)."""
+        return list(self._stats.records)
+
+    @property
+    def http_requests(self) -> int:
+        """HTTP requests sent so far, retries included."""
+        return self._stats.http_requests
+
+    def query(self, promql: str, at: datetime) -> pd.DataFrame:
+        """Evaluate ``promql`` at the explicit time ``at`` (instant queries at "now" miss history)."""
+        at = utc(at)
+        t0, n0 = time.perf_counter(), self._stats.http_requests
+        data = self._fetch(("instant", promql, _ts(at)),
+                           lambda: self._call(lambda: self._api.custom_query(promql, params={"time": _ts(at)}), promql))
+        frame = tidy(data)
+        self._record(QueryRecord("instant", promql, time=at, series=_n_series(frame)), t0, n0)
+        return frame
+
+    def query_range(self, promql: str, start: datetime, end: datetime, step: float | timedelta) -> pd.DataFrame:
+        """Evaluate ``promql`` at start, start+step, ... <= end, chunked under 11,000 points.
+
+        Chunks start on the same step grid, so no sample is duplicated at chunk edges.
+        """
+        start, end = utc(start), utc(end)
+        step_s = step.total_seconds() if isinstance(step, timedelta) else float(step)
+        if step_s <= 0:
+            raise ConfigurationError(f"step must be positive, got {step!r}")
+        if end < start:
+            raise ConfigurationError(f"range end {end.isoformat()} is before its start {start.isoformat()}")
+        t0, n0 = time.perf_counter(), self._stats.http_requests
+        s0, s_end = start.timestamp(), end.timestamp()
+        frames = []
+        chunk_start = s0
+        while chunk_start <= s_end:
+            chunk_end = min(chunk_start + (CHUNK_POINTS - 1) * step_s, s_end)
+            params = {"query": promql, "start": _num(chunk_start), "end": _num(chunk_end), "step": _num(step_s)}
+            key = ("range", promql, params["start"], params["end"], params["step"])
+            frames.append(tidy(self._fetch(key, lambda p=params: self._call(lambda: self._range(p), promql))))
+            chunk_start += CHUNK_POINTS * step_s
+        frame = pd.concat(frames, ignore_index=True) if frames else tidy([])
+        labels = label_columns(frame)
+        frame = frame.drop_duplicates(subset=[*labels, "time"], keep="first").reset_index(drop=True)
+        self._record(QueryRecord("range", promql, start=start, end=end, step=step_s, series=_n_series(frame)), t0, n0)
+        return frame
+
+    def api(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET ``/api/v1/<path>`` and return its ``data`` member (rules, alertmanagers, status/buildinfo...)."""
+        t0, n0 = time.perf_counter(), self._stats.http_requests
+        key = ("api", path, json.dumps(params or {}, sort_keys=True))
+        data = self._fetch(key, lambda: self._call(lambda: self._get_json(f"/api/v1/{path.lstrip('/')}", params), path))
+        self._record(QueryRecord("api", path), t0, n0)
+        return data
+
+    def ready(self) -> bool:
+        """True when ``/-/ready`` answers 200 (VictoriaMetrics answers on /health instead)."""
+        for path in ("/-/ready", "/health"):
+            try:
+                r = self._session.get(self.url + path, headers=self._api.headers, auth=self._api.auth,
+                                      timeout=min(self.timeout, 5.0))
+            except requests.RequestException:
+                return False
+            if r.status_code == 200:
+                return True
+        return False
+
+    def probe(self, url: str) -> int:
+        """HTTP status of a plain GET to a related service (e.g. a discovered Alertmanager), 0 if none.
+
+        Sent without this server's credentials; recorded so re-rendering needs no network.
+        """
+        def get() -> int:
+            try:
+                return requests.get(url, timeout=min(self.timeout, 5.0)).status_code
+            except requests.RequestException:
+                return 0
+
+        return int(self._fetch(("probe", url), get))
+
+    def now(self) -> datetime:
+        """Wall-clock time of the first call (recorded, so a re-rendered report judges the same moment)."""
+        key = json.dumps(["clock"])
+        if key not in self._snapshot:
+            self._snapshot[key] = datetime.now(timezone.utc).isoformat()
+        return datetime.fromisoformat(self._snapshot[key])
+
+    # ------------------------------------------------------------------ snapshot
+    def _fetch(self, key: tuple[str, ...], get: Callable[[], Any]) -> Any:
+        data = get()
+        self._snapshot[json.dumps(key)] = data
+        return data
+
+    def save_snapshot(self, path: str | Path) -> Path:
+        """Write every answer received so far (gzip JSON, deterministic bytes) for ``reliability render``."""
+        path = Path(path)
+        body = json.dumps({"format": 1, "prometheus_url": self.url,
+                           "entries": [{"key": json.loads(k), "data": v} for k, v in sorted(self._snapshot.items())]},
+                          sort_keys=True, separators=(",", ":")).encode()
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+            fh.write(body)
+        return path
+
+    # ------------------------------------------------------------------ transport
+    def _range(self, params: dict[str, Any]) -> Any:
+        # custom_query_range rounds start/end to whole seconds; exact values in params win.
+        start = datetime.fromtimestamp(float(params["start"]), timezone.utc)
+        end = datetime.fromtimestamp(float(params["end"]), timezone.utc)
+        return self._api.custom_query_range(
+            params["query"], start, end, params["step"],
+            params={"start": params["start"], "end": params["end"]},
+        )
+
+    def _get_json(self, path: str, params: dict[str, Any] | None) -> Any:
+        r = self._session.get(self.url + path, params=params, headers=self._api.headers,
+                              auth=self._api.auth, timeout=self.timeout)
+        if r.status_code != 200:
+            raise PrometheusApiClientException(f"HTTP Status Code {r.status_code}")
+        body = r.json()
+        if body.get("status") != "success":
+            raise PrometheusApiClientException("status is not success")
+        return body["data"]
+
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last_response = response
+        self._stats.http_requests += 1
+
+    def _call(self, fn: Callable[[], Any], query: str) -> Any:
+        """Run one logical request: breaker, retries with backoff and jitter, error parsing."""
+        from reliability.source.breaker import CircuitOpenError
+
+        last: str = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._sleep(self._random.uniform(0, self.backoff * 2 ** (attempt - 1)))
+            self._last_response = None
+            try:
+                result = self.breaker.call(self._attempt, fn, query)
+            except CircuitOpenError as exc:
+                raise PrometheusUnavailable(
+                    f"Prometheus at {self.url} failed repeatedly ({last or 'no answer'}); the client's "
+                    f"circuit breaker is open, so no request is sent until it lets a probe through. "
+                    f"Check that the server is up: curl {self.url}/-/ready",
+                    url=self.url,
+                ) from exc
+            except _Retryable as exc:
+                last = str(exc)
+                continue
+            if isinstance(result, _Final):  # a 4xx: the server is alive, the request is wrong
+                raise result.error
+            return result
+        raise PrometheusUnavailable(
+            f"Prometheus at {self.url} did not answer after {self.retries + 1} attempts: {last}. "
+            f"Check the URL and that the server is up (curl {self.url}/-/ready).",
+            url=self.url,
+        )
+
+    def _attempt(self, fn: Callable[[], Any], query: str) -> Any:
+        """One HTTP attempt; raises _Retryable (counts as a breaker failure) or a final error."""
+        try:
+            return fn()
+        except _RETRYABLE as exc:
+            kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+            raise _Retryable(f"{kind} ({type(exc).__name__})") from exc
+        except (ValueError, KeyError, TypeError) as exc:  # malformed JSON or missing members
+            resp = self._last_response
+            if resp is not None and resp.status_code == 200:
+                raise _Retryable(f"malformed answer ({type(exc).__name__}: {exc})") from exc
+            raise
+        except PrometheusApiClientException as exc:
+            resp = self._last_response
+            status = resp.status_code if resp is not None else 0
+            error_type, error = _error_fields(resp)
+            if status >= 500 or status == 0:
+                raise _Retryable(f"HTTP {status} {error_type}: {error}".strip()) from exc
+            return _Final(self._query_error(status, error_type, error, query))
+
+    def _query_error(self, status: int, error_type: str, error: str, query: str) -> PrometheusQueryError:
+        hint = _HINTS.get(error_type, "")
+        if status in (401, 403):
+            hint = "set PROMETHEUS_BEARER_TOKEN or PROMETHEUS_USERNAME/PROMETHEUS_PASSWORD for this server"
+        elif "11,000" in error or "11000" in error:
+            hint = "use a larger step or a shorter range"
+        msg = f"Prometheus at {self.url} answered {status} ({error_type or 'error'}): {error or 'no detail'}"
+        msg += f"\n  query: {query}" + (f"\n  what to do: {hint}" if hint else "")
+        return PrometheusQueryError(msg, url=self.url, error_type=error_type or f"http_{status}", query=query)
+
+    def _record(self, record: QueryRecord, t0: float, n0: int) -> None:
+        from dataclasses import replace
+
+        self._stats.records.append(
+            replace(record, http_requests=self._stats.http_requests - n0, seconds=time.perf_counter() - t0)
+        )
+
+
+class _Retryable(Exception):
+    """An attempt failed in a way worth retrying (and counting against the breaker)."""
+
+
+def _default_breaker() -> Any:
+    """5 consecutive failed attempts open the breaker for 30 s: a dead server fails fast."""
+    from reliability.source.breaker import CircuitBreaker
+
+    return CircuitBreaker(failure_threshold=5, timeout=30.0, name="prometheus")
+
+
+@dataclass(frozen=True)
+class _Final:
+    """A final 4xx, returned (not raised) so the breaker counts the answer as a success."""
+
+    error: PrometheusQueryError
+
+
+_HINTS = {
+    "bad_data": "the query or its parameters are invalid; check the PromQL syntax and label names",
+    "execution": "the query failed while running; narrow the selector or the range",
+    "timeout": "the query took too long; use a larger step or a shorter range",
+    "canceled": "the server cancelled the query; retry later",
+    "not_found": "this endpoint does not exist on the server (is it Prometheus-compatible?)",
+}
+
+
+def _error_fields(resp: requests.Response | None) -> tuple[str, str]:
+    if resp is None:
+        return "", ""
+    try:
+        body = resp.json()
+        return str(body.get("errorType", "")), str(body.get("error", ""))
+    except ValueError:
+        return "", resp.text[:200].strip()
+
+
+def _ts(t: datetime) -> str:
+    return _num(t.timestamp())
+
+
+def _num(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".")

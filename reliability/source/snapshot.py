@@ -1,0 +1,53 @@
+"""A Prometheus client that answers from a recorded snapshot: reports re-render with no server."""
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from reliability.errors import ConfigurationError
+from reliability.source.prom import PrometheusClient, _Stats
+
+
+class SnapshotClient(PrometheusClient):
+    """Answers the same queries from a saved snapshot, with no server: reports stay reproducible.
+
+    Any query that was not in the original run raises :class:`NoDataError` naming it.
+    """
+
+    def __init__(self, path: str | Path) -> None:  # no HTTP session: nothing may leave the machine
+        path = Path(path)
+        try:
+            with gzip.open(path, "rb") as fh:
+                body = json.loads(fh.read())
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"snapshot {path} cannot be read ({exc}); it must be the "
+                                     "queries.json.gz written by `reliability proof`") from None
+        self.url = body["prometheus_url"]
+        self.path = path
+        self._stats = _Stats()
+        self._snapshot = {json.dumps(e["key"]): e["data"] for e in body["entries"]}
+
+    def __repr__(self) -> str:
+        return f"SnapshotClient({str(self.path)!r})"
+
+    def _fetch(self, key: tuple[str, ...], get: Callable[[], Any]) -> Any:
+        from reliability.errors import NoDataError
+
+        k = json.dumps(list(key))
+        if k not in self._snapshot:
+            raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
+        return self._snapshot[k]
+
+    def ready(self) -> bool:
+        return True
+
+    def now(self) -> datetime:
+        if json.dumps(["clock"]) not in self._snapshot:
+            from reliability.errors import NoDataError
+
+            raise NoDataError(f"the snapshot {self.path} does not record when the proof ran")
+        return super().now()
