@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 KERNEL := love-reliability
 
-.PHONY: setup system-deps report test test-fast lab bench clean-notebooks clean
+.PHONY: setup system-deps report test test-fast lab bench live clean-notebooks clean
 
 setup: system-deps $(STAMP)
 
@@ -41,6 +41,10 @@ lab: setup
 ## Benchmarks (tables as in benchmarks/RESULTS.md); e.g. BENCH_ARGS="--quick --only pushdown".
 bench: setup
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+## The live stack (tests/live) with the production rules for about 15 minutes; prints its figures.
+live: setup
+	cd tests && ../$(BIN)/python -m live.stack --minutes 15 --factor 1
 
 ## Strip incidental outputs before committing; keeps the nbval golden cells' outputs.
 clean-notebooks:

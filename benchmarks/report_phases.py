@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import SCRATCH, Table, cli, median, proof_params, runs
+from benchmarks.common import ROOT, SCRATCH, Table, cli, median, proof_params, runs
 
 SCENARIO = "healthy-canary"
 
@@ -40,7 +40,7 @@ def floor(out: Path) -> dict[str, float]:
     src = _empty_notebook(out / "empty.ipynb")
     t = time.perf_counter()
     pm.execute_notebook(str(src), str(out / "empty-out.ipynb"), parameters={}, kernel_name="python3",
-                        cwd=str(paths.ROOT), progress_bar=False, log_output=False)
+                        cwd=str(ROOT), progress_bar=False, log_output=False)
     t1 = time.perf_counter()
     render.to_html(out / "empty-out.ipynb", out / "empty.html")
     t2 = time.perf_counter()

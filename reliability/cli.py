@@ -1,12 +1,13 @@
 """The ``reliability`` command: a few subcommands, each one library call.
 
-Exit codes: 0 GO, 1 NO-GO, 3 INCONCLUSIVE, 2 usage errors (wrong options, missing
-files, missing programs). ``demo`` exits 0 once its reports are written, whatever
-they decide: it demonstrates the gate, it is not one.
+Exit codes: 0 GO, 1 NO-GO, 3 INCONCLUSIVE, 2 usage errors (wrong options, missing files,
+missing programs; found before any work), 4 the tool itself failed (a bug or a broken
+environment; never a verdict). ``demo`` and ``init`` exit 0 once their files are written.
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -16,11 +17,12 @@ from typing import Any
 
 from reliability import paths
 from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
+from reliability.gate.verdict import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE
 
 SCENARIOS = {
     # name: (ground-truth window, candidate, stable, JUnit file)
-    "bad-deploy": ("bad_deploy", "v1.9.0", "v1.8.3", "data/junit/v1.9.0.xml"),
-    "healthy-canary": ("canary", "v1.9.1", "v1.8.3", "data/junit/v1.9.1.xml"),
+    "bad-deploy": ("bad_deploy", "v1.9.0", "v1.8.3", "v1.9.0.xml"),
+    "healthy-canary": ("canary", "v1.9.1", "v1.8.3", "v1.9.1.xml"),
 }
 
 
@@ -31,8 +33,16 @@ def _say(msg: str) -> None:
 def _print_bundle(bundle: Any) -> None:
     ev = bundle.evidence
     print(f"Verdict: {ev['verdict']}  (candidate {ev['candidate']}, window {ev['window']['start']} .. {ev['window']['end']})")
+    scope = ev.get("scope") or {}
+    jobs = ", ".join(scope.get("jobs") or []) or "none found"
+    print(f"Scope: {scope.get('selector') or 'all series, no selector'} (jobs: {jobs})")
     for reason in ev["reasons"]:
         print(f"  - {reason}")
+    unproven = [c for c in ev["checks"] if c["required"] and c["status"] not in ("PASS", "FAIL")]
+    if ev["verdict"] == "NO-GO" and unproven:  # a failure decides, but what is missing still counts
+        print("Also not proven:")
+        for c in unproven:
+            print(f"  - {c['name']}: {c['detail'].splitlines()[0]}")
     r = ev.get("reliability", {})
     if r.get("r") is not None:
         print(f"R = {r['r']:.5f} over {r['requests']:,.0f} requests, {r['errors_5xx']:,.0f} 5xx; "
@@ -48,28 +58,38 @@ def scenario_parameters(name: str) -> dict[str, Any]:
     truth = json.loads(paths.GROUND_TRUTH.read_text())
     w = truth["windows"][window]
     return {"start": w["start"], "end": w["end"], "candidate": candidate, "stable": stable,
-            "junit": [junit]}
+            "junit": [str(paths.JUNIT / junit)], "rules": str(paths.ALERTS_YML),
+            "dashboard": str(paths.DASHBOARD_JSON)}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from reliability.report.bundle import check_out_dir, produce
     from reliability.source.embedded import EmbeddedPrometheus
-    from reliability.report.bundle import produce
 
+    root = paths.repo(args.repo)
+    parent = Path(args.out).resolve() if args.out else root / "reports"
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    for name in names:
+        check_out_dir(parent / name)
     _say("starting the embedded Prometheus on the bundled history")
     with EmbeddedPrometheus() as prom:
         os.environ["PROMETHEUS_URL"] = prom.url
         for name in names:
             print(f"\n== scenario {name} ==")
-            bundle = produce(scenario_parameters(name), Path(args.out) / name, progress=_say)
+            bundle = produce(scenario_parameters(name), parent / name, progress=_say, cwd=root)
             _print_bundle(bundle)
     return 0
 
 
-def cmd_proof(args: argparse.Namespace) -> int:
-    from reliability.report.bundle import check_out_dir, produce
+def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Path]:
+    """Every argument checked and resolved before any work: (parameters, out, stable file)."""
+    from reliability import config
+    from reliability.report.bundle import check_out_dir
+    from reliability.source.promql import parse_selector
     from reliability.times import parse_time
 
+    root = paths.repo(args.repo)
+    settings = config.load(root)
     url = args.prometheus_url or os.environ.get("PROMETHEUS_URL")
     if not url:
         raise ConfigurationError("no Prometheus: pass --prometheus-url or set PROMETHEUS_URL")
@@ -77,21 +97,37 @@ def cmd_proof(args: argparse.Namespace) -> int:
     end = parse_time(args.end, name="--end")
     if end <= start:
         raise ConfigurationError(f"--end {args.end} is not after --start {args.start}")
+    selector = args.selector if args.selector is not None else settings.scope
+    parse_selector(selector)
     for j in args.junit:
-        if not Path(j).exists():
+        if not Path(j).is_file():
             raise ConfigurationError(f"--junit {j}: no such file")
+    junit = [str(Path(j).resolve()) for j in args.junit] if args.junit else [
+        str(Path(f).resolve()) for pattern in settings.junit for f in sorted(glob.glob(str(root / pattern)))]
+    files = {}
+    for key, given in (("rules", args.rules or settings.rules), ("dashboard", args.dashboard or settings.dashboard)):
+        found = paths.find(given, root=root)
+        if not found.is_file():
+            raise ConfigurationError(f"--{key} {given}: no such file (looked in {root} and the bundled files)")
+        files[key] = str(found)
+    confidence = args.confidence if args.confidence is not None else settings.confidence
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = check_out_dir(Path(args.out or paths.REPORTS / f"{args.candidate}-{stamp}"))
-    os.environ["PROMETHEUS_URL"] = url
-    stable_file = Path(args.stable_file)
+    out = check_out_dir(Path(args.out).resolve() if args.out else root / "reports" / f"{args.candidate}-{stamp}")
+    stable_file = Path(args.stable_file).resolve() if args.stable_file else root / paths.LAST_STABLE_NAME
     stable = args.stable or (stable_file.read_text().strip() if stable_file.exists() else None)
+    os.environ["PROMETHEUS_URL"] = url
     params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
-              "stable": stable, "selector": args.selector or "", "confidence": args.confidence,
-              "junit": [str(Path(j).resolve()) for j in args.junit]}
-    bundle = produce(params, out.resolve(), progress=_say)
-    _print_bundle(bundle)
-    from reliability.gate.verdict import EXIT_CODES
+              "stable": stable, "selector": selector, "confidence": confidence,
+              "version_label": settings.version_label, "junit": junit, **files}
+    return params, out, stable_file
 
+
+def cmd_proof(args: argparse.Namespace) -> int:
+    from reliability.report.bundle import produce
+
+    params, out, stable_file = proof_parameters(args)
+    bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
+    _print_bundle(bundle)
     if args.promote:
         if bundle.verdict == "GO":
             promote(args.candidate, stable_file)
@@ -111,8 +147,8 @@ def promote(version: str, target: Path) -> None:
 def cmd_render(args: argparse.Namespace) -> int:
     from reliability.report.bundle import rerender
 
-    src = Path(args.dir)
-    bundle = rerender(src, Path(args.out) if args.out else src / "rerendered", progress=_say)
+    src = Path(args.dir).resolve()
+    bundle = rerender(src, Path(args.out).resolve() if args.out else src / "rerendered", progress=_say)
     _print_bundle(bundle)
     return 0
 
@@ -123,29 +159,45 @@ def cmd_prometheus(args: argparse.Namespace) -> int:
     return serve(Path(args.data) if args.data else None, port=args.port)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from reliability import scaffold
+
+    written = scaffold.init(Path(args.dir).resolve(), job=args.job, selector=args.selector, force=args.force)
+    for f in written:
+        print(f"  wrote {f}")
+    print(f"Scaffolded {len(written)} files for job {args.job!r}. Next: promtool test rules "
+          f"{Path(args.dir) / 'monitoring' / 'tests'}/*.yml, then commit them.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reliability", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    repo = argparse.ArgumentParser(add_help=False)
+    repo.add_argument("--repo", help="the repository whose settings, monitoring/ files, .last-stable-version "
+                                     "and reports/ to use (default: the current directory)")
 
-    p = sub.add_parser("demo", help="run the proof on the bundled history (embedded Prometheus)")
+    p = sub.add_parser("demo", parents=[repo], help="run the proof on the bundled history (embedded Prometheus)")
     p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
-    p.add_argument("--out", default=str(paths.REPORTS), help="parent directory of the reports")
+    p.add_argument("--out", help="parent directory of the reports (default: reports/)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("proof", help="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
+    p = sub.add_parser("proof", parents=[repo], help="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
     p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
     p.add_argument("--start", required=True, help="ISO 8601 (2025-10-26T09:00:00Z) or now-24h")
     p.add_argument("--end", required=True, help="ISO 8601 or now")
     p.add_argument("--candidate", required=True, help="the version label value to prove")
     p.add_argument("--stable", help="default: the content of .last-stable-version")
-    p.add_argument("--junit", nargs="*", default=[], help="JUnit XML files of the candidate's tests")
-    p.add_argument("--selector", help='extra label matchers, e.g. job="love-backend"')
-    p.add_argument("--confidence", type=float, default=0.95)
+    p.add_argument("--junit", nargs="*", default=[], help="JUnit XML files of the candidate's tests "
+                                                         "(default: the settings' junit globs)")
+    p.add_argument("--selector", help='the service to judge, e.g. job="love-backend" (default: the settings\' job)')
+    p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
+    p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
+    p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
     p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/")
     p.add_argument("--promote", action="store_true",
                    help="on GO only, write the candidate into the stable-version file")
-    p.add_argument("--stable-file", default=str(paths.LAST_STABLE),
-                   help="the rollback target's file (default: .last-stable-version)")
+    p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
     p.set_defaults(func=cmd_proof)
 
     p = sub.add_parser("render", help="re-create a report's HTML and PDF from its query snapshot, offline")
@@ -157,23 +209,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--data", help="an OpenMetrics history file (default: the bundled one)")
     p.set_defaults(func=cmd_prometheus)
+
+    p = sub.add_parser("init", help="scaffold a backend repository: scoped rules, dashboard, CI, settings")
+    p.add_argument("dir", nargs="?", default=".", help="the repository (default: the current directory)")
+    p.add_argument("--job", required=True, help="the Prometheus job label of the service, e.g. love-backend")
+    p.add_argument("--selector", help="more label matchers naming the service (default: job=\"<job>\")")
+    p.add_argument("--force", action="store_true", help="overwrite files that exist")
+    p.set_defaults(func=cmd_init)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from reliability.report.bundle import ReportError
+
     try:
         return int(args.func(args))
     except (ConfigurationError, MissingBinaryError) as exc:
         print(f"reliability: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except ReportError as exc:
+        print(f"reliability: internal error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except ReliabilityError as exc:
         print(f"reliability: error: {exc}", file=sys.stderr)
-        return 3
+        return EXIT_CODES["INCONCLUSIVE"]
     except KeyboardInterrupt:
         print("reliability: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug must never look like NO-GO (1)
+        if os.environ.get("RELIABILITY_DEBUG"):
+            raise
+        print(f"reliability: internal error: {type(exc).__name__}: {exc} (a bug or a broken environment, "
+              f"not a verdict; rerun with RELIABILITY_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,12 +16,19 @@ from reliability.source.prom import PrometheusClient
 _SERVER: Any = None  # the embedded server this kernel started, if any
 
 
-def connect(**options: Any) -> PrometheusClient:
+def connect(selector: str = "", **options: Any) -> PrometheusClient:
     """A client to ``PROMETHEUS_URL`` if set, else to an embedded Prometheus started for this kernel.
 
-    Calling it again in the same kernel reuses the running server. ``options`` go to
-    :class:`reliability.source.prom.PrometheusClient` (``timeout``, ``retries``...).
+    ``selector`` names the service (``job="love-backend"``): every query the client runs reads
+    only its series, as in the proof. Calling it again in the same kernel reuses the running
+    server. ``options`` go to :class:`reliability.source.prom.PrometheusClient` (``timeout``...).
     """
+    from reliability.source.promql import parse_selector
+
+    return _client(**options).scoped(parse_selector(selector))
+
+
+def _client(**options: Any) -> PrometheusClient:
     global _SERVER
     if os.environ.get("PROMETHEUS_URL") or os.environ.get("RELIABILITY_SNAPSHOT"):
         return from_env(**options)

@@ -255,3 +255,20 @@ def test_compare_rules_puts_the_seed_rule_beside_the_burn_rate_alerts(client, tr
     assert pd.Timedelta(0) < seed["median_detection_delay"] <= pd.Timedelta(minutes=15)
     assert (table["incidents"] == len(truth["incidents"])).all()
     assert (table["detected"] + table["missed"] == table["incidents"]).all()
+
+
+@pytest.mark.prometheus
+def test_an_episode_under_way_at_the_window_start_keeps_its_true_start(client, truth: dict) -> None:
+    """A window opening 3 minutes before the incident's alert resolves: replayed from a quiet
+    moment, the episode starts at its true 10:12:30, not at the window start."""
+    from reliability.gate.sections import replay_from_quiet
+
+    rule = next(r for g in load_rules(paths.ALERTS_YML) for r in g.alerts if r.alert == "High5xxErrorRate")
+    fired = truth["alerts"]["High5xxErrorRate"]["firing"][0]
+    start, end = ts("2025-10-24T10:46:00Z"), ts("2025-10-24T11:30:00Z")
+    naive = backtest(rule, client, start - timedelta(seconds=rule.for_), end, interval=30)
+    assert naive.firing.iloc[0]["firing_since"] == start  # the old way: dated at the window start
+    bt = replay_from_quiet(rule, client, start, end, interval=30.0)
+    episode = bt.firing.iloc[0]
+    assert episode["firing_since"] == ts(fired["start"])
+    assert episode["resolved_at"] > start

@@ -9,8 +9,8 @@ import pytest
 
 from reliability import paths
 from reliability.analysis.alerts import AlertRule, RuleGroup, load_rules
+from reliability.gate.alertmanager import alertmanager_wired
 from reliability.gate.checks import (
-    alertmanager_discovered,
     prometheus_ready,
     rate_ranges_ok,
     rule_metrics,
@@ -19,7 +19,7 @@ from reliability.gate.checks import (
     scrape_interval,
     series_present,
 )
-from reliability.source.promql import comparison_literals, metric_names, range_selectors
+from reliability.source.parsed import comparison_literals, metric_names, range_selectors
 from reliability.source.prom import PrometheusClient
 from reliability.gate.verdict import Status
 from conftest import ts
@@ -43,9 +43,9 @@ def test_comparison_literals_finds_the_threshold_not_arithmetic_or_strings() -> 
 
 def test_range_selectors_and_metric_names_read_promql_tokens() -> None:
     expr = 'sum by (breaker) (increase(cb_total{to="open"}[30m])) / on(job) irate(up[1m]) > 3 and absent(other)'
-    assert range_selectors(expr) == [("increase", "30m"), ("irate", "1m")]
+    assert range_selectors(expr) == [("increase", 1800.0), ("irate", 60.0)]
     assert metric_names(expr) == {"cb_total", "up", "other"}
-    assert range_selectors("rate(max_over_time(x[5m:1m])[10m:30s])") == [("rate", "10m")]
+    assert range_selectors("rate(max_over_time(x[5m:1m])[10m:30s])") == [("rate", 600.0)]
 
 
 def test_rule_metrics_leaves_out_recorded_series() -> None:
@@ -129,12 +129,18 @@ def test_rules_loaded_fails_when_the_repository_file_was_laxened(client: Prometh
 
 
 @pytest.mark.prometheus
-def test_alertmanager_discovered_and_ready(client: PrometheusClient) -> None:
+def test_alertmanager_judged_from_prometheus_view(client: PrometheusClient, truth: dict) -> None:
     import os
 
-    check = alertmanager_discovered(client)
+    w = truth["windows"]["canary"]
+    check = alertmanager_wired(client, ts(w["start"]), ts(w["end"]))
     assert check.status is Status.PASS, check.detail
     assert os.environ["ALERTMANAGER_URL"] in check.detail
+    # The history server does not scrape itself: the counters come from its own /metrics.
+    assert "since Prometheus started" in check.detail and "errors 0" in check.detail
+    assert "from here" not in check.detail  # no probe from the runner unless asked
+    probed = alertmanager_wired(client, ts(w["start"]), ts(w["end"]), probe=True)
+    assert probed.status is Status.PASS and "answers /-/ready from here" in probed.detail
 
 
 @pytest.mark.prometheus
@@ -203,7 +209,7 @@ def test_rule_missing_from_loaded_rules_fails(broken) -> None:
 def test_no_alertmanager_fails_fast(broken) -> None:
     client, _ = broken
     t0 = time.monotonic()
-    check = alertmanager_discovered(client)
+    check = alertmanager_wired(client, ts("2025-10-26T09:00:00Z"), ts("2025-10-27T09:00:00Z"))
     assert check.status is Status.FAIL
     assert "no active Alertmanager" in check.detail and "alerting.alertmanagers" in check.detail
     assert time.monotonic() - t0 < 5

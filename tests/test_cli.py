@@ -14,12 +14,14 @@ import pytest
 from faultproxy import FaultProxy
 from reliability import paths
 
+REPO = Path(__file__).resolve().parents[1]
+
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 
 def gate(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "reliability", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=paths.ROOT)
+                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=REPO)
 
 
 def window(truth: dict, name: str) -> list[str]:
@@ -129,3 +131,11 @@ def test_credentials_never_reach_the_evidence(truth: dict, tmp_path: Path) -> No
         elif f.suffix == ".pdf":  # streams are compressed: search the text
             data = subprocess.run(["pdftotext", str(f), "-"], capture_output=True, check=True).stdout
         assert token.encode() not in data, f.name
+
+
+def test_a_window_shorter_than_a_bucket_says_why_r_is_not_proven(tmp_path: Path) -> None:
+    r = gate("proof", "--start", "2025-10-24T10:20:00Z", "--end", "2025-10-24T10:23:00Z", "--candidate", "v1.9.0",
+             "--junit", str(paths.JUNIT / "v1.9.0.xml"), "--out", str(tmp_path / "b"))
+    assert r.returncode == 1, r.stdout + r.stderr  # the replayed alert and the tests fail: NO-GO
+    assert "Also not proven:" in r.stdout
+    assert "R > 0.98 for v1.9.0: no data: the window is 3m, shorter than one 5m bucket" in r.stdout

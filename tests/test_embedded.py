@@ -361,9 +361,10 @@ def test_serve_stops_everything_on_ctrl_c_or_sigterm(
     (root / "monitoring" / "prometheus.yml").write_text(PROMETHEUS_YML)
     (root / "data").mkdir()
     shutil.copy(history, root / "data" / "love-history.om.gz")
-    env = dict(os.environ, LOVE_RELIABILITY_ROOT=str(root), XDG_CACHE_HOME=str(tmp_path / "c"))
-    code = "import sys; from reliability.source.embedded import serve; sys.exit(serve())"
-    with subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "c"))
+    code = ("import sys; from pathlib import Path; from reliability.source.embedded import serve; "
+            "sys.exit(serve(Path('data/love-history.om.gz')))")
+    with subprocess.Popen([sys.executable, "-c", code], env=env, cwd=root, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True) as proc:
         try:
             assert proc.stdout is not None

@@ -11,7 +11,8 @@ from faultproxy import FaultProxy
 from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
 from reliability.source.prom import MAX_POINTS, PrometheusClient
 from reliability.source.frames import tidy
-from reliability.source.promql import escape_label_value, longest_range, parse_selector, selector, split_and
+from reliability.source.parsed import longest_range
+from reliability.source.promql import escape_label_value, parse_selector, selector, split_and
 
 END = datetime(2025, 10, 29, tzinfo=timezone.utc)
 prometheus = pytest.mark.prometheus
@@ -47,9 +48,12 @@ def test_url_with_credentials_is_rejected() -> None:
 
 
 def test_from_env_without_url_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reliability.source import from_env
+
     monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    monkeypatch.delenv("RELIABILITY_SNAPSHOT", raising=False)
     with pytest.raises(ConfigurationError, match="PROMETHEUS_URL"):
-        PrometheusClient.from_env()
+        from_env()
 
 
 def test_tidy_shapes_vector_matrix_and_scalar() -> None:
@@ -264,3 +268,15 @@ def test_query_alert_returns_exactly_what_the_full_and_query_returns(
                                   full.sort_values(keys).reset_index(drop=True))
     split_queries = [r.query for r in client.log[n:]]
     assert expr not in split_queries, "the split path must have been taken, not the fallback"
+
+
+def test_tidy_times_are_whole_milliseconds_on_the_evaluation_grid() -> None:
+    """A float second (…945.705) must not land nanoseconds off the grid the backtest evaluates on."""
+    import pandas as pd
+
+    from reliability.analysis.alerts import evaluation_times
+
+    start = pd.Timestamp("2026-12-02T07:52:25.705Z")
+    grid = evaluation_times(start.to_pydatetime(), (start + pd.Timedelta(seconds=8)).to_pydatetime(), 2.0)
+    answer = [[t.value / 1e9, "1"] for t in grid]
+    assert list(tidy([{"metric": {}, "values": answer}])["time"]) == list(grid)

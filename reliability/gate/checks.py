@@ -16,7 +16,9 @@ from typing import Any
 
 from reliability import paths
 from reliability.errors import PrometheusError, ReliabilityError
-from reliability.source.promql import _squash, comparison_literals, format_duration, metric_names, parse_duration, range_selectors
+from reliability.source.parsed import comparison_literals, metric_names, range_selectors, ratio_shape_problems
+from reliability.source.promql import _squash, format_duration, parse_duration
+from reliability.gate.alertmanager import alertmanager_wired
 from reliability.gate.verdict import Check, Status
 
 SEED_RULE = "High5xxErrorRate"
@@ -76,6 +78,13 @@ def _parse_time(text: str) -> datetime | None:
 
 
 # --------------------------------------------------------------------------- checks
+def _shape(expr: str) -> list[str]:
+    try:
+        return ratio_shape_problems(expr)
+    except ReliabilityError as exc:
+        return [str(exc)]
+
+
 def prometheus_ready(client: Any) -> Check:
     """Prometheus answers ``/-/ready``; its version goes in the detail for the record."""
     name = "Prometheus ready"
@@ -237,6 +246,8 @@ def _compare_rule(
             elif max(literals) > max_threshold:
                 found.append(f"threshold {max(literals):g} is above the seed's {max_threshold:g} "
                              f"(R > {1 - max_threshold:g}) in {where}; restore `> {max_threshold:g}`")
+            found.extend(f"{where}: {why} (the seed's rule is the 5xx share of all requests over 5m)"
+                         for why in _shape(expr))
             if for_ is not None and for_ > max_for:
                 found.append(f"for {format_duration(for_)} is longer than the seed's {format_duration(max_for)} "
                              f"in {where}; restore `for: {format_duration(max_for)}`")
@@ -254,53 +265,6 @@ def _compare_rule(
         problems.append(f"last evaluated {age:.0f} s ago ({last:%Y-%m-%dT%H:%M:%SZ}), more than 3 evaluation "
                         f"intervals of {interval:g} s: the rule manager is stuck or the clock is wrong")
     return problems, "", fell_back
-
-
-def alertmanager_discovered(client: Any, *, wait: float = 20.0) -> Check:
-    """Prometheus has at least one active Alertmanager, and it answers ``/-/ready``."""
-    import requests
-    import yaml
-
-    name = "Alertmanager discovered"
-    try:
-        config = yaml.safe_load(client.api("status/config").get("yaml", "")) or {}
-    except (PrometheusError, yaml.YAMLError):
-        config = {}
-    configured = bool((config.get("alerting") or {}).get("alertmanagers"))
-    deadline = time.monotonic() + (wait if configured else 0.0)
-    while True:
-        try:
-            data = client.api("alertmanagers")
-        except PrometheusError as exc:
-            return Check(name, Status.INCONCLUSIVE, True, f"cannot list Alertmanagers: {exc}")
-        active = [a["url"] for a in data.get("activeAlertmanagers", [])]
-        if active or time.monotonic() >= deadline:
-            break
-        time.sleep(1.0)
-    if not active:
-        dropped = [a["url"] for a in data.get("droppedAlertmanagers", [])]
-        why = ("prometheus.yml has no alerting.alertmanagers section" if not configured
-               else f"none became active within {wait:.0f} s" + (f" (dropped: {dropped})" if dropped else ""))
-        return Check(name, Status.FAIL, True,
-                     f"Prometheus at {client.url} has no active Alertmanager: {why}. Alerts would fire "
-                     "but notify nobody; configure alerting.alertmanagers and check the Alertmanager is up.")
-    answers = []
-    for url in active:
-        base = re.sub(r"/api/v\d+/alerts/?$", "", url)
-        try:
-            ok = client.probe(base + "/-/ready") == 200
-        except requests.RequestException:
-            ok = False
-        answers.append((base, ok))
-    ready = [b for b, ok in answers if ok]
-    if not ready:
-        return Check(name, Status.FAIL, True,
-                     f"Prometheus sends alerts to {', '.join(b for b, _ in answers)} but none answers "
-                     "/-/ready; start the Alertmanager or fix its address in prometheus.yml")
-    down = [b for b, ok in answers if not ok]
-    return Check(name, Status.PASS, True,
-                 f"{len(ready)} active Alertmanager(s) ready: {', '.join(ready)}"
-                 + (f"; not answering: {', '.join(down)}" if down else ""))
 
 
 def series_present(client: Any, start: datetime, end: datetime, metrics: Iterable[str]) -> Check:
@@ -326,7 +290,8 @@ def series_present(client: Any, start: datetime, end: datetime, metrics: Iterabl
     return Check(name, Status.PASS, True, f"series in {span}: {found}")
 
 
-def rate_ranges_ok(rule_groups: Iterable[Any], scrape_interval: float | str) -> Check:
+def rate_ranges_ok(rule_groups: Iterable[Any], scrape_interval: float | str, *,
+                   source: str = "the given scrape interval") -> Check:
     """Every rate/irate/increase range covers at least 2 scrapes (better 4), else the rule goes blind.
 
     Below 2x the scrape interval a range often holds fewer than two samples and the rate
@@ -338,15 +303,14 @@ def rate_ranges_ok(rule_groups: Iterable[Any], scrape_interval: float | str) -> 
     for group in rule_groups:
         for rule in group.rules:
             rule_name = getattr(rule, "alert", None) or getattr(rule, "record", "?")
-            for func, rng in range_selectors(rule.expr):
+            for func, seconds in range_selectors(rule.expr):
                 n += 1
-                seconds = parse_duration(rng)
-                where = f"{rule_name} ({group.name}): {func}(...[{rng}])"
+                where = f"{rule_name} ({group.name}): {func}(...[{format_duration(seconds)}])"
                 if seconds < 2 * scrape:
                     too_short.append(where)
                 elif seconds < 4 * scrape:
                     short.append(where)
-    every = format_duration(scrape)
+    every = f"{format_duration(scrape)} (from {source})"
     if too_short:
         return Check(name, Status.FAIL, True,
                      f"ranges shorter than 2 x the {every} scrape interval: {'; '.join(too_short)}. "
@@ -367,23 +331,31 @@ def run_all(
     rule_file: str | Path = paths.ALERTS_YML,
     start: datetime,
     end: datetime,
-    extra_rule_files: Sequence[str | Path] = (paths.MONITORING / "recording.yml",),
-    prometheus_yml: str | Path = paths.PROMETHEUS_YML,
+    extra_rule_files: Sequence[str | Path] | None = None,
+    prometheus_yml: str | Path | None = None,
     metrics: Iterable[str] | None = None,
     required: Sequence[str] = (SEED_RULE,),
     now: datetime | None = None,
+    job: str | None = None,
 ) -> list[Check]:
     """All monitoring checks in the order a reader would investigate them.
 
-    ``metrics`` defaults to the raw series the rule files read plus the metric contract.
+    ``metrics`` defaults to the raw series the rule files read plus the metric contract;
+    ``extra_rule_files`` to the ``recording.yml`` beside ``rule_file``, ``prometheus_yml`` to the
+    ``prometheus.yml`` beside it (else the bundled one).
     """
+    here = Path(rule_file).parent
+    if extra_rule_files is None:
+        extra_rule_files = [here / "recording.yml"]
+    if prometheus_yml is None:
+        prometheus_yml = here / "prometheus.yml" if (here / "prometheus.yml").exists() else paths.PROMETHEUS_YML
     from reliability.analysis.alerts import load_rules
 
     checks = [prometheus_ready(client)]
     if checks[0].status is not Status.PASS:
         return checks
     checks.append(rules_loaded(client, rule_file, required=required, now=now))
-    checks.append(alertmanager_discovered(client))
+    checks.append(alertmanager_wired(client, start, end))
     try:
         groups = [g for f in (rule_file, *extra_rule_files) if Path(f).exists() for g in load_rules(f)]
     except ReliabilityError as exc:
@@ -393,5 +365,26 @@ def run_all(
         metrics = [*rule_metrics(groups), *CONTRACT_METRICS]
     checks.append(series_present(client, start, end, metrics))
     if groups:
-        checks.append(rate_ranges_ok(groups, scrape_interval(prometheus_yml)))
+        seconds, source = server_scrape_interval(client, job, fallback=prometheus_yml)
+        checks.append(rate_ranges_ok(groups, seconds, source=source))
     return checks
+
+
+def server_scrape_interval(client: Any, job: str | None, *, fallback: str | Path) -> tuple[float, str]:
+    """The scrape interval of ``job`` (else the global one) from the server's own config.
+
+    Our ``prometheus.yml`` is used only when the server does not say (said so in the result).
+    """
+    import yaml
+
+    try:
+        config = yaml.safe_load(client.api("status/config").get("yaml", "")) or {}
+    except (PrometheusError, yaml.YAMLError, AttributeError):
+        config = None
+    if isinstance(config, dict):
+        default = (config.get("global") or {}).get("scrape_interval", "1m")
+        for sc in config.get("scrape_configs") or []:
+            if job and sc.get("job_name") == job:
+                return parse_duration(sc.get("scrape_interval", default)), f"the server's scrape interval for job {job}"
+        return parse_duration(default), "the server's global scrape interval"
+    return scrape_interval(fallback), f"{Path(fallback).name}, because the server did not report its config"

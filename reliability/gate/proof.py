@@ -10,7 +10,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -60,6 +59,9 @@ def _section(proof: Proof, name: str, check_name: str, required: bool,
 def run(params: ProofParams, client: PrometheusClient) -> Proof:
     """Run every section of the proof against ``client`` and decide the verdict."""
     proof = Proof(params=params, prometheus_url=client.url)
+    # One scope for every query of every section: the parser adds it to each selector.
+    client = client.scoped(params.scope())
+    _section(proof, "scope", "Scope", False, lambda: sections.scope(params, client))
     _section(proof, "prometheus", "Prometheus is reachable", True, lambda: sections.prometheus(client))
     _section(proof, "monitoring", "Monitoring works", True, lambda: sections.monitoring(params, client))
     _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
@@ -101,5 +103,5 @@ def rollback_plan(proof: Proof) -> str | None:
 
 def default_stable() -> str | None:
     """The content of ``.last-stable-version`` when present (the seed's rollback target)."""
-    f: Path = paths.LAST_STABLE
+    f = paths.repo() / paths.LAST_STABLE_NAME
     return f.read_text().strip() or None if f.exists() else None

@@ -21,7 +21,38 @@ from reliability.gate.dashboard import Dashboard
 from reliability.gate.params import ProofParams
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import matcher, parse_selector
-from reliability.times import iso
+from reliability.times import format_duration, iso
+
+
+@dataclass(frozen=True)
+class ScopeSection:
+    """Which service the proof judges: the selector, and the jobs whose series it read."""
+
+    selector: str
+    jobs: list[str]
+
+    @property
+    def text(self) -> str:
+        jobs = ", ".join(self.jobs) or "none found"
+        if self.selector:
+            return f"{self.selector} (jobs: {jobs})"
+        return f"all series, no selector (jobs summed: {jobs})"
+
+
+def scope(p: ProofParams, client: PrometheusClient) -> tuple[ScopeSection, list[Check]]:
+    """The jobs behind the candidate's requests; several without a selector is worth a warning."""
+    from reliability.source.promql import selector
+
+    rng = format_duration(max((p.end - p.start).total_seconds(), 1.0))
+    found = client.query(f"count by (job) (count_over_time("
+                         f"{selector(measure.METRIC, matcher(p.version_label, p.candidate))}[{rng}]))", p.end)
+    jobs = sorted(found["job"].astype(str)) if "job" in found else []
+    section = ScopeSection(p.selector, jobs)
+    if not p.selector and len(jobs) > 1:
+        return section, [Check("Scope", Status.WARN, False,
+                               f"no selector: the counts sum {len(jobs)} jobs ({', '.join(jobs)}); pass "
+                               f"--selector 'job=\"<your service>\"' to judge one service")]
+    return section, [Check("Scope", Status.PASS, False, section.text)]
 
 
 def prometheus(client: PrometheusClient) -> tuple[dict[str, Any], list[Check]]:
@@ -48,7 +79,8 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
     if not client.ready():  # an unreachable server is missing evidence, not a failed check
         raise PrometheusUnavailable(f"Prometheus at {client.url} is unreachable: the monitoring "
                                     "checks could not run", url=client.url)
-    found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end, now=client.now())
+    found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end, now=client.now(),
+                           job=p.job())
     dash = load_dashboard(Path(p.dashboard))
     results = panels.run_panels(dash, client, p.start, p.end)
     found.append(panels.dashboard_check(results))
@@ -74,9 +106,14 @@ def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySe
     from reliability.analysis.stats import bound_r, bound_r_frame, dispersion
 
     sel = p.candidate_matchers()
+    seconds = (p.end - p.start).total_seconds()
+    if seconds < p.bucket:
+        raise NoDataError(f"the window is {format_duration(seconds)}, shorter than one {format_duration(p.bucket)} "
+                          "bucket: how much the 5xx cluster cannot be measured, so R cannot be bounded; "
+                          "use a window of at least 5 minutes (hours of traffic prove more)")
     tot = measure.totals(client, p.start, p.end, selector=sel)
     n, e = float(tot["requests"].sum()), float(tot["errors"].sum())
-    buckets = measure.bucket_counts(client, p.start, p.end, selector=sel)
+    buckets = measure.bucket_counts(client, p.start, p.end, selector=sel, bucket=p.bucket)
     phi = dispersion(buckets)  # fewer than 2 non-empty buckets: 1.0 with a warning
     bound = bound_r(n, e, phi=phi, threshold=p.threshold, confidence=p.confidence, method=p.method)
     opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
@@ -84,12 +121,13 @@ def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySe
     user_sel = p.selector or None
     per_version = bound_r_frame(
         measure.totals(client, p.start, p.end, selector=user_sel, by=[v]), by=v,
-        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=user_sel, by=[v]), [v]),
+        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=user_sel, by=[v],
+                                                         bucket=p.bucket), [v]),
         **opts)
     per_route = bound_r_frame(
         measure.totals(client, p.start, p.end, selector=sel, by=["route"]), by="route",
-        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=sel, by=["route"]),
-                                  ["route"]),
+        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=sel, by=["route"],
+                                                         bucket=p.bucket), ["route"]),
         **opts)
     ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
     profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
@@ -157,7 +195,7 @@ def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Chec
     for version in (p.candidate, p.stable):
         sel = [*parse_selector(p.selector), matcher(p.version_label, version)]
         tot = measure.totals(client, p.start, p.end, selector=sel)
-        buckets = measure.bucket_counts(client, p.start, p.end, selector=sel)
+        buckets = measure.bucket_counts(client, p.start, p.end, selector=sel, bucket=p.bucket)
         counts[version] = (float(tot["requests"].sum()), float(tot["errors"].sum()), dispersion(buckets))
     (cn, ce, cphi), (sn, se, sphi) = counts[p.candidate], counts[p.stable]
     c = compare(cn, ce, sn, se, margin=p.margin, confidence=p.confidence, phi_candidate=cphi, phi_stable=sphi)
@@ -181,7 +219,7 @@ def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list
     from dataclasses import replace
 
     from reliability.analysis.alerts import backtest, load_rules
-    from reliability.source.promql import scope
+    from reliability.source.parsed import add_matchers
 
     groups = load_rules(p.rules)
     rules = [r for g in groups for r in g.rules if hasattr(r, "alert")]
@@ -189,13 +227,12 @@ def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list
     name = f"{SEED_ALERT} did not fire for the candidate"
     if seed is None:
         return None, [Check(name, Status.FAIL, True, f"{p.rules} has no {SEED_ALERT} rule: the 2 % alert is not set")]
-    # Start early enough that a condition already true at the window start can reach `for`.
-    lead = pd.Timedelta(seconds=seed.for_)
-    scoped = replace(seed, expr=scope(seed.expr, measure.METRIC, p.candidate_matchers()))
-    bt = backtest(scoped, client, p.start - lead, p.end)
+    interval, source = evaluation_interval(client, SEED_ALERT)
+    scoped = replace(seed, expr=add_matchers(seed.expr, p.candidate_matchers(), metrics={measure.METRIC}))
+    bt = replay_from_quiet(scoped, client, p.start, p.end, interval=interval)
     rows, episodes = [], []
     for rule in rules:
-        res = backtest(rule, client, p.start, p.end)
+        res = backtest(rule, client, p.start, p.end, interval=interval)
         rows.append(res.summary.iloc[0][["alert", "fired", "firing_episodes", "first_firing", "firing_time"]])
         if len(res.firing):
             episodes.append(res.firing.assign(alert=rule.alert))
@@ -205,12 +242,48 @@ def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list
     firing = firing[firing["resolved_at"].isna() | (firing["resolved_at"] > p.start)]
     if len(firing):
         first = firing.iloc[0]
-        detail = (f"fired {len(firing)} time(s) on {p.candidate}'s traffic; first at "
-                  f"{iso(first['firing_since'])}, peak 5xx ratio {first['peak_value']:.2%}")
+        times = "once" if len(firing) == 1 else f"{len(firing)} times"
+        detail = (f"fired {times} on {p.candidate}'s traffic; first at {iso(first['firing_since'])}, "
+                  f"peak 5xx ratio {first['peak_value']:.2%}")
+        if first["firing_since"] < p.start:
+            end = "still firing" if pd.isna(first["resolved_at"]) else f"resolved at {iso(first['resolved_at'])}"
+            detail += f" (the window starts inside this episode, which began before it; {end})"
         return AlertSection(bt, table, eps), [Check(name, Status.FAIL, True, detail)]
-    detail = (f"replayed every {bt.interval:.0f} s over the window on {p.candidate}'s traffic "
+    detail = (f"replayed every {bt.interval:.0f} s ({source}) over the window on {p.candidate}'s traffic "
               f"({bt.evaluations} evaluations): never firing")
     return AlertSection(bt, table, eps), [Check(name, Status.PASS, True, detail)]
+
+
+def evaluation_interval(client: PrometheusClient, alert: str) -> tuple[float | None, str]:
+    """The interval the server evaluates ``alert`` at, and where that figure came from."""
+    from reliability.errors import PrometheusError
+
+    try:
+        groups = client.api("rules", {"type": "alert"}).get("groups", [])
+    except PrometheusError:
+        groups = []
+    for g in groups:
+        if any(r.get("name") == alert for r in g.get("rules", [])) and g.get("interval"):
+            return float(g["interval"]), "the server's evaluation interval"
+    return None, "the rule file's interval: the server did not list the rule"
+
+
+LOOKBACK_LIMIT = pd.Timedelta(days=2)
+
+
+def replay_from_quiet(rule: Any, client: PrometheusClient, start: Any, end: Any, *,
+                      interval: float | None) -> Any:
+    """The backtest of ``rule`` from a moment it was quiet, so an episode under way at ``start``
+    keeps its true start: the look-back grows until the first evaluation is inactive."""
+    from reliability.analysis.alerts import backtest
+
+    lookback = pd.Timedelta(seconds=max(rule.for_, interval or 60.0))
+    while True:
+        bt = backtest(rule, client, start - lookback, end, interval=interval)
+        active_at_first = bool(len(bt.episodes)) and (bt.episodes["active_since"] <= bt.start).any()
+        if not active_at_first or lookback >= LOOKBACK_LIMIT:
+            return bt
+        lookback = min(lookback * 4, LOOKBACK_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -230,7 +303,6 @@ class BreakerSection:
 
 def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, list[Check]]:
     from reliability.analysis.breakers import trip_stats
-    from reliability.source.promql import format_duration
 
     name = "No circuit breaker OPEN at the window end"
     rng = format_duration((p.end - p.start).total_seconds())

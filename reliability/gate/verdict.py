@@ -42,6 +42,8 @@ class Check:
 
 
 EXIT_CODES = {"GO": 0, "NO-GO": 1, "INCONCLUSIVE": 3}
+EXIT_USAGE = 2      # a user error, found before any work
+EXIT_INTERNAL = 4   # the tool broke (a bug or a broken environment): not a verdict
 
 
 @dataclass(frozen=True)

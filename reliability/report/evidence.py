@@ -41,6 +41,7 @@ def evidence(proof: Proof) -> dict[str, Any]:
         "candidate": p.candidate,
         "stable": p.stable,
         "selector": p.selector,
+        "scope": {"selector": p.selector, "jobs": getattr(proof.sections.get("scope"), "jobs", None)},
         "prometheus": {"url": proof.prometheus_url,
                        "version": (proof.sections.get("prometheus") or {}).get("version")},
         "queries": len(proof.queries),
@@ -108,6 +109,9 @@ def write_outputs(proof: Proof, client: PrometheusClient, *, evidence_path: str 
         snapshot = client.save_snapshot(snapshot_path)
     if evidence_path:
         ev = evidence(proof)
-        ev["inputs"]["snapshot"] = {"path": str(snapshot) if snapshot else None,
+        # A fresh snapshot sits beside evidence.json in the bundle: record its name, not the
+        # staging folder it was written in.
+        where = str(snapshot) if isinstance(client, SnapshotClient) else Path(snapshot).name if snapshot else None
+        ev["inputs"]["snapshot"] = {"path": where,
                                     "sha256": sha256(snapshot) if snapshot else None}
         Path(evidence_path).write_text(json.dumps(ev, indent=2, default=str) + "\n")

@@ -22,7 +22,15 @@ def from_env(url: str | None = None, **options: Any) -> PrometheusClient:
     """The client a notebook should use: a recorded snapshot when ``RELIABILITY_SNAPSHOT`` is set
     (``reliability render`` sets it, so a re-render never reaches a server), else ``url`` or
     ``PROMETHEUS_URL``."""
+    from reliability.errors import ConfigurationError
+
     snapshot = os.environ.get("RELIABILITY_SNAPSHOT")
     if snapshot and not url:
         return SnapshotClient(snapshot)
-    return PrometheusClient.from_env(url, **options)
+    url = url or os.environ.get("PROMETHEUS_URL")
+    if not url:
+        raise ConfigurationError(
+            "no Prometheus URL: set PROMETHEUS_URL (e.g. export PROMETHEUS_URL=http://127.0.0.1:9090) "
+            "or run `reliability prometheus` to start the embedded one"
+        )
+    return PrometheusClient(url, **options)

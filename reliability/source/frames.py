@@ -50,7 +50,9 @@ def tidy(result: Any) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "value": pd.Series([], dtype=float)})
     labels = sorted(label_columns(frame))
-    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    # Prometheus times are whole milliseconds; seconds as floats (1796197945.705) would land a few
+    # nanoseconds off the evaluation grid, so they are rounded back to the millisecond.
+    frame["time"] = pd.to_datetime((frame["time"] * 1000).round().astype("int64"), unit="ms", utc=True)
     for c in labels:
         frame[c] = frame[c].astype(object).where(frame[c].notna(), "")
     return frame[[*labels, "time", "value"]].sort_values([*labels, "time"], kind="stable").reset_index(drop=True)

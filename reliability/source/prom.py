@@ -9,12 +9,12 @@ and results as tidy DataFrames (one row per timestamp and label set).
 """
 from __future__ import annotations
 
+import copy
 import gzip
 import json
-import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
+from reliability.source.session import credentials_session
 from reliability.source.frames import _n_series, label_columns, tidy, utc
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
@@ -59,9 +60,7 @@ class _Stats:
 class PrometheusClient:
     """Tidy-frame access to one Prometheus HTTP API endpoint.
 
-    Credentials come only from the environment: ``PROMETHEUS_BEARER_TOKEN``, or
-    ``PROMETHEUS_USERNAME`` + ``PROMETHEUS_PASSWORD``; ``PROMETHEUS_CA_BUNDLE`` names a
-    private CA. TLS verification is always on.
+    Credentials and trust come only from the environment (:mod:`reliability.source.session`).
 
     Parameters
     ----------
@@ -75,7 +74,7 @@ class PrometheusClient:
     backoff
         Base of the exponential backoff in seconds (full jitter).
     breaker
-        A :class:`reliability.analysis.breakers.CircuitBreaker`; by default 5 consecutive
+        A :class:`reliability.source.breaker.CircuitBreaker`; by default 5 consecutive
         failed attempts open it for 30 s, so a dead server fails fast.
     """
 
@@ -106,22 +105,12 @@ class PrometheusClient:
         self._stats = _Stats()
         self._last_response: requests.Response | None = None
         self._snapshot: dict[str, Any] = {}
+        self.scope: tuple[str, ...] = ()
         if breaker is None:
             breaker = _default_breaker()
         self.breaker = breaker
-        session = requests.Session()
-        session.verify = os.environ.get("PROMETHEUS_CA_BUNDLE") or True
+        session, headers, auth = credentials_session()
         session.hooks["response"].append(self._remember)
-        headers: dict[str, str] = {}
-        auth = None
-        token = os.environ.get("PROMETHEUS_BEARER_TOKEN")
-        user, password = os.environ.get("PROMETHEUS_USERNAME"), os.environ.get("PROMETHEUS_PASSWORD")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        elif user or password:
-            if not (user and password):
-                raise ConfigurationError("set both PROMETHEUS_USERNAME and PROMETHEUS_PASSWORD, or neither")
-            auth = (user, password)
         # Retries are ours (backoff, jitter, breaker); urllib3's own must be off.
         self._api = PrometheusConnect(
             url=self.url, headers=headers or None, auth=auth, session=session,
@@ -129,17 +118,6 @@ class PrometheusClient:
         )
         session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0, read=False, raise_on_status=False)))
         self._session = session
-
-    @classmethod
-    def from_env(cls, url: str | None = None, **options: Any) -> PrometheusClient:
-        """The client for ``url``, else ``PROMETHEUS_URL``; a clear error when neither is set."""
-        url = url or os.environ.get("PROMETHEUS_URL")
-        if not url:
-            raise ConfigurationError(
-                "no Prometheus URL: set PROMETHEUS_URL (e.g. export PROMETHEUS_URL=http://127.0.0.1:9090) "
-                "or run `reliability prometheus` to start the embedded one"
-            )
-        return cls(url, **options)
 
     def __repr__(self) -> str:  # never shows credentials
         return f"PrometheusClient({self.url!r})"
@@ -155,8 +133,30 @@ class PrometheusClient:
         """HTTP requests sent so far, retries included."""
         return self._stats.http_requests
 
+    def scoped(self, matchers: Sequence[str]) -> PrometheusClient:
+        """The same client (session, breaker, log, snapshot) whose queries read only the scope.
+
+        Every vector selector of every query gets ``matchers`` (``job="love-backend"``), added by
+        the PromQL parser, so no analysis, panel or check can read another service's series.
+        """
+        other = copy.copy(self)
+        other.scope = tuple(matchers)
+        return other
+
+    def unscoped(self) -> PrometheusClient:
+        """The same client without a scope: for Prometheus' own metrics, which no service owns."""
+        return self.scoped(())
+
+    def _scope(self, promql: str) -> str:
+        if not self.scope:
+            return promql
+        from reliability.source.parsed import add_matchers
+
+        return add_matchers(promql, self.scope)
+
     def query(self, promql: str, at: datetime) -> pd.DataFrame:
         """Evaluate ``promql`` at the explicit time ``at`` (instant queries at "now" miss history)."""
+        promql = self._scope(promql)
         at = utc(at)
         t0, n0 = time.perf_counter(), self._stats.http_requests
         data = self._fetch(("instant", promql, _ts(at)),
@@ -170,6 +170,7 @@ class PrometheusClient:
 
         Chunks start on the same step grid, so no sample is duplicated at chunk edges.
         """
+        promql = self._scope(promql)
         start, end = utc(start), utc(end)
         step_s = step.total_seconds() if isinstance(step, timedelta) else float(step)
         if step_s <= 0:
@@ -224,6 +225,20 @@ class PrometheusClient:
                 return 0
 
         return int(self._fetch(("probe", url), get))
+
+    def text(self, path: str) -> str:
+        """The plain-text body of ``GET <server><path>`` (e.g. Prometheus' own ``/metrics``), recorded."""
+        def get() -> str:
+            r = self._session.get(self.url + path, headers=self._api.headers, auth=self._api.auth,
+                                  timeout=self.timeout)
+            if r.status_code != 200:
+                raise PrometheusApiClientException(f"HTTP Status Code {r.status_code}")
+            return r.text
+
+        t0, n0 = time.perf_counter(), self._stats.http_requests
+        body = self._fetch(("text", path), lambda: self._call(get, path))
+        self._record(QueryRecord("api", path), t0, n0)
+        return str(body)
 
     def now(self) -> datetime:
         """Wall-clock time of the first call (recorded, so a re-rendered report judges the same moment)."""

@@ -1,4 +1,4 @@
-"""Building PromQL safely: label matchers, selectors and durations.
+"""Building PromQL safely: label matchers, selectors and durations (reading it: :mod:`.parsed`).
 
 Every user-supplied label value goes through :func:`escape_label_value`, so a value
 such as ``x"} or vector(1) #`` stays a string and cannot change the query.
@@ -16,7 +16,6 @@ _MATCH_OPS = ("=", "!=", "=~", "!~")
 STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _LITERAL_OR_COMMENT = re.compile(STRING_LITERAL.pattern + r"|#[^\n]*")
 _SET_OPERATOR = re.compile(r"(?<![\w:])(and|or|unless)(?![\w:])", re.IGNORECASE)
-RANGE_SELECTOR = re.compile(r"\[\s*([0-9a-zA-Z]+)\s*(?::[^\]]*)?\]")  # [5m], a subquery's [1d:1m]
 
 
 def escape_label_value(value: str) -> str:
@@ -89,25 +88,6 @@ def _unescape(raw: str) -> str:
     return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), raw)
 
 
-def scope(expr: str, metric: str, matchers: list[str]) -> str:
-    """Add ``matchers`` to every selector of ``metric`` in ``expr``.
-
-    Used to apply the seed's alert (which sums all traffic) to one version's series.
-    Matchers must come from :func:`matcher`/:func:`parse_selector`. Occurrences inside
-    string literals are not expected in alert expressions and are not special-cased.
-    """
-    if not matchers:
-        return expr
-    extra = ",".join(matchers)
-    pattern = re.compile(rf"(?<![a-zA-Z0-9_:]){re.escape(metric)}(?![a-zA-Z0-9_:])(\s*\{{([^}}]*)\}})?")
-
-    def add(m: re.Match[str]) -> str:
-        inner = (m.group(2) or "").strip().rstrip(",")
-        return f"{metric}{{{inner + ',' if inner else ''}{extra}}}"
-
-    return pattern.sub(add, expr)
-
-
 def blank_strings(expr: str) -> str:
     """``expr`` with string contents and comments blanked, same length, so indices still match.
 
@@ -143,27 +123,6 @@ def split_and(expr: str) -> tuple[str, str] | None:
     return left, right
 
 
-def longest_range(expr: str) -> float:
-    """The longest range (``[3d]``, or a subquery's ``[1d:5m]``) in ``expr``, in seconds; 0 if none."""
-    return max((parse_duration(r) for r in RANGE_SELECTOR.findall(blank_strings(expr))), default=0.0)
-
-
-# ---- scanning PromQL written by people (rule files, dashboards)
-_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_NUMBER = re.compile(r"(?:0[xX][0-9a-fA-F]+|\d*\.?\d+(?:[eE][+-]?\d+)?)")
-# A number right after a comparison operator, or right before one, and not an arithmetic operand.
-_COMPARISON = re.compile(
-    rf"(?:(?:>=|<=|>|<|==|!=)\s*(?:bool\s+)?\(?\s*({_NUMBER.pattern})(?![\w.])(?!\s*[*/+^%-]))"
-    rf"|(?:(?<![\w.])({_NUMBER.pattern})(?=\s*\)?\s*(?:>=|<=|>|<|==|!=)))"
-)
-_RANGE_FUNCS = ("rate", "irate", "increase")
-_KEYWORDS = frozenset({
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "offset", "bool", "inf", "nan", "atan2",
-})
-_LABEL_LIST = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
-
-
 def _squash(expr: str) -> str:
     """Whitespace-insensitive form: all whitespace outside string literals removed."""
     out, pos = [], 0
@@ -173,64 +132,3 @@ def _squash(expr: str) -> str:
         pos = m.end()
     out.append(re.sub(r"\s+", "", expr[pos:]))
     return "".join(out)
-
-
-def _closing(text: str, open_at: int, pair: str = "()") -> int:
-    """Index of the bracket closing the one at ``open_at`` (strings must be blanked)."""
-    depth = 0
-    for i in range(open_at, len(text)):
-        if text[i] == pair[0]:
-            depth += 1
-        elif text[i] == pair[1]:
-            depth -= 1
-            if depth == 0:
-                return i
-    return len(text)
-
-
-def comparison_literals(expr: str) -> list[float]:
-    """Numbers an expression compares against (``> 0.02`` and ``0.02 <``), string literals ignored.
-
-    A literal that is part of arithmetic (``> (14.4 * 0.02)``) is not a plain threshold
-    and is not returned.
-    """
-    text = blank_strings(expr)
-    out = []
-    for m in _COMPARISON.finditer(text):
-        if m.group(2) and re.search(r"[*/+^%-]\s*\(?\s*$", text[:m.start()]):
-            continue
-        literal = m.group(1) or m.group(2)
-        out.append(float(int(literal, 16)) if literal.lower().startswith("0x") else float(literal))
-    return out
-
-
-def range_selectors(expr: str) -> list[tuple[str, str]]:
-    """``(function, range)`` for every ``rate``/``irate``/``increase`` call in ``expr``."""
-    text = blank_strings(expr)
-    found = []
-    for m in re.finditer(rf"\b({'|'.join(_RANGE_FUNCS)})\s*\(", text):
-        body = text[m.end() - 1:_closing(text, m.end() - 1)]
-        # The function's own range is the last top-level [...] in its argument.
-        ranges = RANGE_SELECTOR.findall(body)
-        if ranges:
-            found.append((m.group(1), ranges[-1]))
-    return found
-
-
-def metric_names(expr: str) -> set[str]:
-    """Series names a PromQL expression reads (functions, keywords and label names excluded)."""
-    text = blank_strings(expr)
-    text = re.sub(r"\{[^}]*\}", " ", text)
-    text = re.sub(r"\[[^\]]*\]", " ", text)
-    # Remove label lists such as by (job, instance) before collecting identifiers.
-    text = re.sub(rf"\b({'|'.join(_LABEL_LIST)})\s*\([^)]*\)", " ", text)
-    names = set()
-    for m in _IDENT.finditer(text):
-        name = m.group(0)
-        before = text[m.start() - 1] if m.start() else " "
-        if before.isdigit() or before == ".":  # unit of a number literal such as 1e3
-            continue
-        if name.lower() in _KEYWORDS or re.match(r"\s*\(", text[m.end():]):
-            continue
-        names.add(name)
-    return names

@@ -30,6 +30,7 @@ class SnapshotClient(PrometheusClient):
         self.path = path
         self._stats = _Stats()
         self._snapshot = {json.dumps(e["key"]): e["data"] for e in body["entries"]}
+        self.scope: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"SnapshotClient({str(self.path)!r})"

@@ -161,7 +161,8 @@ def query_alert(client: Any, expr: str, start: datetime, end: datetime, step: fl
     labels but ``__name__`` as ``and`` does. Same rows, 4x faster on the bundled history.
     Anything else (``or``, ``on()``, label sets of different shape) is one plain query.
     """
-    from reliability.source.promql import longest_range, split_and
+    from reliability.source.parsed import longest_range
+    from reliability.source.promql import split_and
 
     parts = split_and(expr)
     if parts is None or longest_range(parts[0]) == longest_range(parts[1]):
@@ -212,9 +213,9 @@ def evaluation_times(start: datetime, end: datetime, step: float) -> pd.Datetime
 
 def default_recording_rules(rule: AlertRule | None = None) -> dict[str, str]:
     """The recording rules Prometheus would evaluate next to the alerts (see :func:`backtest`)."""
-    files = [paths.MONITORING / "recording.yml", paths.ALERTS_YML]
-    if rule is not None and rule.path:
-        files.append(Path(rule.path))
+    files = [paths.RECORDING_YML, paths.ALERTS_YML]
+    if rule is not None and rule.path:  # the rule's own file and the recording rules beside it
+        files = [Path(rule.path).parent / "recording.yml", Path(rule.path)]
     out: dict[str, str] = {}
     for f in dict.fromkeys(Path(p).resolve() for p in files):
         if f.exists():

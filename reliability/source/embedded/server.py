@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -64,12 +65,17 @@ class EmbeddedPrometheus:
         Replaces :func:`reliability.paths.cache_dir` for the backfilled blocks.
     evaluation_interval
         Replaces the config's ``global.evaluation_interval``; None keeps the production one.
+    extra_data
+        More OpenMetrics histories served beside ``data_file`` (each backfilled into blocks of
+        its own; Prometheus merges overlapping blocks), e.g. another service on the same server.
     """
 
     def __init__(self, data_file: Path | None = None, *, config: Path = paths.PROMETHEUS_YML,
                  alertmanager: bool = True, port: int | None = None,
-                 cache_dir: Path | None = None, evaluation_interval: str | None = EVALUATION_INTERVAL) -> None:
+                 cache_dir: Path | None = None, evaluation_interval: str | None = EVALUATION_INTERVAL,
+                 extra_data: Sequence[Path] = ()) -> None:
         self.data_file = Path(data_file) if data_file is not None else default_data_file()
+        self.extra_data = [Path(f) for f in extra_data]
         self.config = Path(config)
         self.alertmanager = alertmanager
         self.port = port
@@ -151,6 +157,9 @@ class EmbeddedPrometheus:
             # Prometheus compacts and deletes blocks in its data directory: serve a copy.
             for block in block_dirs(self._blocks):
                 shutil.copytree(block, data / block.name)
+            for extra in self.extra_data:
+                for block in block_dirs(backfill(extra, cache_dir=self.cache_dir)):
+                    shutil.copytree(block, data / block.name)
             if self._alertmanager is not None:
                 self._alertmanager = self._ready(self._alertmanager, alertmanager, deadline)
             am = self._alertmanager
@@ -276,9 +285,12 @@ def serve(data_file: Path | None = None, *, port: int | None = None) -> int:
     Returns
     -------
     int
-        0 after Ctrl-C, 1 if a server died on its own.
+        0 after Ctrl-C, 4 if a server died on its own (the tool broke; 1 means NO-GO elsewhere).
+
+    The config is the current repository's ``monitoring/prometheus.yml`` (its rules), else the
+    bundled one.
     """
-    with EmbeddedPrometheus(data_file, port=port) as prom:
+    with EmbeddedPrometheus(data_file, config=paths.find("monitoring/prometheus.yml"), port=port) as prom:
         first, last = prom.history_range
         span = f"{first:%Y-%m-%dT%H:%MZ} .. {last:%Y-%m-%dT%H:%MZ}"
         print(f"Prometheus:   {prom.url}   (history {span})")
@@ -291,7 +303,7 @@ def serve(data_file: Path | None = None, *, port: int | None = None) -> int:
                     if child is not None and not child.alive():
                         print(f"{child.name} exited with status {child.popen.returncode}; "
                               f"its log ends with:\n{child.log_tail()}", file=sys.stderr)
-                        return 1
+                        return 4
                 time.sleep(0.5)
         except KeyboardInterrupt:
             print("Stopping.", file=sys.stderr)

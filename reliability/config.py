@@ -1,0 +1,88 @@
+"""The repository's gate settings: ``reliability.toml`` (or ``[tool.reliability]`` in pyproject.toml).
+
+``reliability init`` writes one, so the CI command line stays short; options on the command
+line win over the file. Credentials never go here: they come from the environment.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from reliability import paths
+from reliability.errors import ConfigurationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_DEPENDENCIES = ("database", "auth", "realtime", "storage")  # the directive's four
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a repository pins for its gate; every field has the default a bare run uses."""
+
+    job: str = ""
+    selector: str = ""
+    version_label: str = "version"
+    rules: str = "monitoring/alerts.yml"
+    dashboard: str = "monitoring/grafana-dashboard.json"
+    junit: tuple[str, ...] = ()
+    confidence: float = 0.95
+    dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES
+    source: str = field(default="", compare=False)  # the file these came from, for messages
+
+    @property
+    def scope(self) -> str:
+        """The selector, or ``job="<job>"`` when only the job is given."""
+        if self.selector:
+            return self.selector
+        from reliability.source.promql import matcher
+
+        return matcher("job", self.job) if self.job else ""
+
+
+_KEYS = {f.name for f in fields(Settings)} - {"source"}
+
+
+def load(root: str | Path | None = None) -> Settings:
+    """The settings of the repository at ``root`` (default: the current directory)."""
+    base = paths.repo(root)
+    own, project = base / paths.CONFIG_NAME, base / "pyproject.toml"
+    if own.exists():
+        return _settings(_read(own), own)
+    if project.exists():
+        table = _read(project).get("tool", {}).get("reliability")
+        if table is not None:
+            return _settings(table, project)
+    return Settings()
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"{path}: cannot read the settings ({exc}); fix the TOML") from None
+
+
+def _settings(table: dict[str, Any], path: Path) -> Settings:
+    unknown = sorted(set(table) - _KEYS)
+    if unknown:
+        raise ConfigurationError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("junit", "dependencies"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigurationError(f"{path}: {key} must be a list of strings")
+            value = tuple(value)
+        elif key == "confidence":
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ConfigurationError(f"{path}: confidence must be a number such as 0.95")
+            value = float(value)
+        elif not isinstance(value, str):
+            raise ConfigurationError(f"{path}: {key} must be a string")
+        values[key] = value
+    return Settings(**values, source=str(path))
