@@ -320,6 +320,8 @@ def test_derived_config_serves_history_with_local_alertmanager(config_dir: Path)
     assert derived["alerting"] == {
         "alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:9999"]}]}]}
     assert derived["global"]["evaluation_interval"] == "30s"
+    # A history server says so, so alert replays take the rule file's interval, not its live one.
+    assert derived["global"]["external_labels"] == {"reliability_served_history": "true"}
 
 
 def test_derived_config_can_shorten_only_the_evaluation_interval(config_dir: Path) -> None:

@@ -258,10 +258,16 @@ def evaluation_interval(client: PrometheusClient, alert: str) -> tuple[float | N
     """The interval the server evaluates ``alert`` at, and where that figure came from."""
     from reliability.errors import PrometheusError
 
+    import yaml
+
     try:
+        config = yaml.safe_load(client.api("status/config").get("yaml", "")) or {}
         groups = client.api("rules", {"type": "alert"}).get("groups", [])
-    except PrometheusError:
-        groups = []
+    except (PrometheusError, yaml.YAMLError, AttributeError):
+        config, groups = {}, []
+    labels = ((config.get("global") or {}).get("external_labels") or {}) if isinstance(config, dict) else {}
+    if labels.get("reliability_served_history") == "true":
+        return None, "the rule file's interval: this server serves recorded history"
     for g in groups:
         if any(r.get("name") == alert for r in g.get("rules", [])) and g.get("interval"):
             return float(g["interval"]), "the server's evaluation interval"

@@ -7,6 +7,7 @@ from typing import Any
 
 from reliability.errors import ConfigurationError, RuleFileError
 
+HISTORY_LABEL = "reliability_served_history"
 ALERTMANAGER_YML = """\
 # Alerts reach this Alertmanager so the pipeline is proven end to end; nobody is paged.
 route:
@@ -60,6 +61,11 @@ def derived_config(config: Path, *, alertmanager: str | None,
         derived["alerting"] = alerting
     if evaluation_interval is not None:
         derived["global"] = {**(derived.get("global") or {}), "evaluation_interval": evaluation_interval}
+    # Says so to whoever asks (/api/v1/status/config): the live rule cadence of a history server is
+    # not the cadence the history ran at, so alert replays take the rule file's interval.
+    glob = derived.setdefault("global", {}) or {}
+    glob["external_labels"] = {**(glob.get("external_labels") or {}), HISTORY_LABEL: "true"}
+    derived["global"] = glob
     return derived
 
 
