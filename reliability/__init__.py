@@ -34,6 +34,7 @@ from reliability.errors import (
     ConfigurationError,
     DataFileError,
     DataQualityWarning,
+    GateFailed,
     InsufficientDataWarning,
     MissingBinaryError,
     NoDataError,
@@ -67,7 +68,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AlertRule", "Backtest", "BreakerStats", "CacheResult", "CircuitBreaker", "CircuitOpenError",
     "RateBasedBreaker", "trip_stats", "whatif", "Check", "Comparison", "ConfigurationError", "DataFileError",
-    "DataQuality", "DataQualityWarning", "EmbeddedPrometheus", "ErrorBudget", "InsufficientDataWarning",
+    "DataQuality", "DataQualityWarning", "GateFailed", "EmbeddedPrometheus", "ErrorBudget", "InsufficientDataWarning",
     "JUnitResult", "MissingBinaryError", "NoDataError", "PrometheusClient", "PrometheusError",
     "PrometheusQueryError", "PrometheusUnavailable", "Proof", "ProofParams", "RBound", "ReliabilityError",
     "RuleFileError", "SnapshotClient", "StatisticalWarning", "Status", "Verdict", "__version__", "backtest",

@@ -35,7 +35,8 @@ def _print_bundle(bundle: Any) -> None:
     print(f"Verdict: {ev['verdict']}  (candidate {ev['candidate']}, window {ev['window']['start']} .. {ev['window']['end']})")
     scope = ev.get("scope") or {}
     jobs = ", ".join(scope.get("jobs") or []) or "none found"
-    print(f"Scope: {scope.get('selector') or 'all series, no selector'} (jobs: {jobs})")
+    label = "PARTIAL SCOPE" if scope.get("partial") else "Scope"
+    print(f"{label}: {scope.get('selector') or 'all series, no selector'} (jobs: {jobs})")
     for reason in ev["reasons"]:
         print(f"  - {reason}")
     unproven = [c for c in ev["checks"] if c["required"] and c["status"] not in ("PASS", "FAIL")]
@@ -67,10 +68,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from reliability.source.embedded import EmbeddedPrometheus
 
     root = paths.repo(args.repo)
-    parent = Path(args.out).resolve() if args.out else root / "reports"
+    parent = Path(args.out).absolute() if args.out else root / "reports"
     names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     for name in names:
-        check_out_dir(parent / name)
+        check_out_dir(parent / name, replace=True)  # the demo's own folders are rewritten each run
     _say("starting the embedded Prometheus on the bundled history")
     with EmbeddedPrometheus() as prom:
         os.environ["PROMETHEUS_URL"] = prom.url
@@ -85,7 +86,6 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     """Every argument checked and resolved before any work: (parameters, out, stable file)."""
     from reliability import config
     from reliability.report.bundle import check_out_dir
-    from reliability.source.promql import parse_selector
     from reliability.times import parse_time
 
     root = paths.repo(args.repo)
@@ -98,7 +98,13 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     if end <= start:
         raise ConfigurationError(f"--end {args.end} is not after --start {args.start}")
     selector = args.selector if args.selector is not None else settings.scope
-    parse_selector(selector)
+    confidence = args.confidence if args.confidence is not None else settings.confidence
+    from reliability.gate.params import ProofParams
+    from reliability.source.prom import PrometheusClient
+
+    PrometheusClient(url)  # the URL is checked (scheme, host, no credentials in it) before any work
+    ProofParams(start=start, end=end, candidate=args.candidate, selector=selector, confidence=confidence,
+                version_label=settings.version_label, partial_scope=args.partial_scope)
     for j in args.junit:
         if not Path(j).is_file():
             raise ConfigurationError(f"--junit {j}: no such file")
@@ -110,15 +116,21 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
         if not found.is_file():
             raise ConfigurationError(f"--{key} {given}: no such file (looked in {root} and the bundled files)")
         files[key] = str(found)
-    confidence = args.confidence if args.confidence is not None else settings.confidence
+    from reliability.times import parse_duration
+
+    deadline = parse_duration(args.deadline, name="--deadline")
+    if deadline <= 0 or not (0 < args.max_answer_mb < 1e6):
+        raise ConfigurationError("--deadline must be positive and --max-answer-mb between 0 and 1,000,000")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = check_out_dir(Path(args.out).resolve() if args.out else root / "reports" / f"{args.candidate}-{stamp}")
+    out = check_out_dir(Path(args.out).absolute() if args.out else root / "reports" / f"{args.candidate}-{stamp}",
+                        replace=args.replace)
     stable_file = Path(args.stable_file).resolve() if args.stable_file else root / paths.LAST_STABLE_NAME
     stable = args.stable or (stable_file.read_text().strip() if stable_file.exists() else None)
     os.environ["PROMETHEUS_URL"] = url
     params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
               "stable": stable, "selector": selector, "confidence": confidence,
-              "version_label": settings.version_label, "junit": junit, **files}
+              "version_label": settings.version_label, "junit": junit, "partial_scope": args.partial_scope,
+              "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files}
     return params, out, stable_file
 
 
@@ -191,10 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--junit", nargs="*", default=[], help="JUnit XML files of the candidate's tests "
                                                          "(default: the settings' junit globs)")
     p.add_argument("--selector", help='the service to judge, e.g. job="love-backend" (default: the settings\' job)')
+    p.add_argument("--partial-scope", action="store_true",
+                   help="allow a selector on status, route, method, instance, version... (a slice of the "
+                        "traffic); the verdict is then at best INCONCLUSIVE")
     p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
     p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
     p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
     p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/")
+    p.add_argument("--deadline", default="15m", help="the whole proof's time bound; past it, the rest is "
+                                                     "INCONCLUSIVE (default 15m)")
+    p.add_argument("--max-answer-mb", type=float, default=64.0, help="the largest answer accepted from the "
+                                                                     "server, in MB (default 64)")
+    p.add_argument("--replace", action="store_true", help="replace a finished report already in --out")
     p.add_argument("--promote", action="store_true",
                    help="on GO only, write the candidate into the stable-version file")
     p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")

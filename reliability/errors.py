@@ -65,6 +65,20 @@ class PrometheusQueryError(PrometheusError):
         self.query = query
 
 
+class GateFailed(ReliabilityError):
+    """The proof notebook, run by papermill as the gate itself, decided anything but GO.
+
+    Raised in its last cell, after the evidence is written, so papermill exits non-zero and the
+    output notebook still holds the whole report.
+    """
+
+    def __init__(self, verdict: str, reasons: list[str]) -> None:
+        self.verdict = verdict
+        self.reasons = list(reasons)
+        listed = "".join(f"\n  - {r}" for r in self.reasons)
+        super().__init__(f"the verdict is {verdict}, not GO: do not deploy.{listed}")
+
+
 class NoDataError(ReliabilityError):
     """The window holds no samples (no traffic or absent series); never treated as success."""
 

@@ -24,8 +24,17 @@ def parse_time(text: str | datetime, *, now: datetime | None = None, name: str =
     if m:
         base = now or datetime.now(timezone.utc)
         if m.group(1):
-            delta = timedelta(seconds=parse_duration(m.group(2)))
-            base = base - delta if m.group(1) == "-" else base + delta
+            amount = m.group(2)
+            if amount.startswith(("-", "+")):
+                raise ConfigurationError(f"{name} {text!r}: write the sign once, e.g. now-24h")
+            try:
+                delta = timedelta(seconds=parse_duration(amount))
+                base = base - delta if m.group(1) == "-" else base + delta
+            except ConfigurationError:
+                raise ConfigurationError(f"{name} {text!r}: after now- or now+ write a finite duration "
+                                         "such as 24h or 30d") from None
+            except (OverflowError, ValueError):
+                raise ConfigurationError(f"{name} {text!r} is out of range: use a duration such as 24h or 30d") from None
         return base.astimezone(timezone.utc)
     try:
         t = datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -43,17 +52,25 @@ def iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_duration(text: str | float | int) -> float:
-    """Prometheus duration (``90s``, ``5m``, ``1h30m``) or a number of seconds, to seconds."""
+def parse_duration(text: str | float | int, *, name: str = "duration") -> float:
+    """Prometheus duration (``90s``, ``5m``, ``1h30m``) or a number of seconds, to seconds.
+
+    NaN, infinities and negative values are refused: no window or interval is any of them.
+    """
     if isinstance(text, (int, float)):
-        if text < 0:
-            raise ConfigurationError(f"duration {text!r} must not be negative")
-        return float(text)
-    s = str(text).strip()
-    try:
-        return float(s)
-    except ValueError:
-        pass
+        value = float(text)
+    else:
+        s = str(text).strip()
+        try:
+            value = float(s)
+        except ValueError:
+            value = _parse_units(s, text, name)
+    if value != value or value in (float("inf"), float("-inf")) or value < 0:
+        raise ConfigurationError(f"{name} {text!r} must be a finite, non-negative duration such as 30s or 5m")
+    return value
+
+
+def _parse_units(s: str, text: object, name: str) -> float:
     pos, total = 0, 0.0
     for m in _DURATION_PART.finditer(s):
         if m.start() != pos:
@@ -61,7 +78,7 @@ def parse_duration(text: str | float | int) -> float:
         total += int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
     if pos != len(s) or not s:
-        raise ConfigurationError(f"invalid duration {text!r}: use Prometheus syntax such as 30s, 5m, 1h30m")
+        raise ConfigurationError(f"invalid {name} {text!r}: use Prometheus syntax such as 30s, 5m, 1h30m")
     return total
 
 

@@ -36,7 +36,7 @@ def test_no_module_is_over_400_lines() -> None:
 
     root = Path(reliability.__file__).parent
     long = {str(p.relative_to(root)): n for p in root.rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 400}
+            if "resources" not in p.parts and (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
 
 

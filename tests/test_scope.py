@@ -130,7 +130,7 @@ def test_cli_from_the_backend_repository_uses_its_settings(servers, repo: Path, 
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"Scope: {SELECTOR} (jobs: {JOB})" in r.stdout
     ev = json.loads((tmp_path / "evidence" / "evidence.json").read_text())
-    assert ev["verdict"] == "GO" and ev["scope"] == {"selector": SELECTOR, "jobs": [JOB]}
+    assert ev["verdict"] == "GO" and ev["scope"] == {"selector": SELECTOR, "jobs": [JOB], "partial": False}
     assert ev["inputs"]["rules"]["path"] == str(repo / "monitoring" / "alerts.yml")
 
 

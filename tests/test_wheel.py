@@ -59,7 +59,7 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Path, tm
 
 
 def test_demo_runs_from_an_empty_directory(installed: Path, tmp_path: Path) -> None:
-    r = reliability(installed, "demo", "--scenario", "healthy-canary", cwd=tmp_path)
+    r = reliability(installed, "demo", "--scenario", "healthy-canary", "--out", "reports", cwd=tmp_path)  # relative
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Verdict: GO" in r.stdout
     bundle = tmp_path / "reports" / "healthy-canary"

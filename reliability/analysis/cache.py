@@ -5,6 +5,8 @@ when updates happened with no invalidation at all are where stale data was serve
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,7 +91,13 @@ def cache_consistency(client: PrometheusClient, start: datetime, end: datetime, 
     if updates.empty:
         raise NoDataError(f"no {UPDATES} samples between {start.isoformat()} and {end.isoformat()}: "
                           "the backend does not export the cache metrics, or had no queue updates")
-    table = coverage_table(updates, client.query(q[INVALIDATIONS], end), client.query(q[STALE], end))
+    answers = [updates, client.query(q[INVALIDATIONS], end), client.query(q[STALE], end)]
+    for metric, frame in zip((UPDATES, INVALIDATIONS, STALE), answers):
+        bad = frame[~frame["value"].apply(math.isfinite) | (frame["value"] < 0)] if len(frame) else frame
+        if len(bad):
+            raise NoDataError(f"{metric} increased by {bad['value'].iloc[0]} over the window: not a count; the "
+                              "cache metrics break the metric contract (monitoring/METRICS.md)")
+    table = coverage_table(*answers)
     bucket = format_duration(step)
     first = start + pd.Timedelta(seconds=step)
     gaps = pd.DataFrame(columns=["clinic", "start", "end", "duration", "updates"])

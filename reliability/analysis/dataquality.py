@@ -60,6 +60,8 @@ def counter_resets(frame: pd.DataFrame, *, step: float) -> pd.DataFrame:
     one restart, and the sample after the reset lies in the run's first step.
     """
     rows = []
+    if "instance" not in frame:  # a series without the label still counts, under no instance
+        frame = frame.assign(instance="")
     for instance, g in frame.groupby("instance") if not frame.empty else ():
         g = g.sort_values("time")
         run = (g["time"].diff() != pd.Timedelta(seconds=step)).cumsum()
@@ -77,8 +79,14 @@ def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step:
     """Run the data-quality checks over the window with a handful of aggregated queries."""
     start, end = utc(start), utc(end)
     rng = format_duration((end - start).total_seconds())
-    rows = [scrape_gaps(client.query_range("min by (instance) (up)", start, end, step),
-                        start=start, end=end, step=step)]
+    up = client.query_range("min by (instance) (up)", start, end, step)
+    if up.empty or "instance" not in up:
+        rows = [pd.DataFrame([{"kind": "no up series", "instance": "", "start": start, "end": end,
+                               "detail": "Prometheus has no up series with an instance label in the window: "
+                                         "scrape gaps cannot be seen (is the history backfilled without up?)"}],
+                             columns=COLUMNS)]
+    else:
+        rows = [scrape_gaps(up, start=start, end=end, step=step)]
     # Every reset in the window, then located to the step where the lookback allows it.
     total = client.query(f"sum by (instance) (resets({metric}[{rng}])) > 0", end)
     lookback = max(2 * step, RESET_LOOKBACK_S)  # at least two samples even around a short gap

@@ -27,11 +27,12 @@ class JUnitResult:
     errors: int
     skipped: int
     failing: pd.DataFrame  # file, suite, classname, name, kind, message
+    inconsistent: tuple[str, ...] = ()  # suites whose summary counts disagree with their cases
 
     @property
     def ok(self) -> bool:
-        """All executed tests passed and at least one test ran."""
-        return self.total > self.skipped and self.failures == 0 and self.errors == 0
+        """All executed tests passed, at least one test ran, and every suite's counts agree."""
+        return self.total > self.skipped and self.failures == 0 and self.errors == 0 and not self.inconsistent
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -53,12 +54,16 @@ def read_junit(paths: Iterable[str | Path]) -> JUnitResult:
     """Read one or more JUnit XML files (``<testsuites>`` or a bare ``<testsuite>`` root)."""
     files = [Path(p) for p in paths]
     rows: list[dict[str, str]] = []
+    inconsistent: list[str] = []
     total = skipped = 0
     for path in files:
         root = _parse(path)
         if root.tag not in ("testsuites", "testsuite"):
             raise ConfigurationError(f"{path}: root element <{root.tag}> is not <testsuites> or <testsuite>")
         for suite in root.iter("testsuite"):
+            mismatch = _disagreement(suite)
+            if mismatch:
+                inconsistent.append(f"{path.name}: suite {suite.get('name', '?')!r} {mismatch}")
             for case in suite.findall("testcase"):
                 total += 1
                 outcome = None
@@ -83,4 +88,30 @@ def read_junit(paths: Iterable[str | Path]) -> JUnitResult:
     failures = int((failing["kind"] == "failure").sum())
     errors = int((failing["kind"] == "error").sum())
     return JUnitResult(tuple(map(str, files)), total, total - failures - errors - skipped,
-                       failures, errors, skipped, failing)
+                       failures, errors, skipped, failing, tuple(inconsistent))
+
+
+def _disagreement(suite: ET.Element) -> str:
+    """How the suite's ``tests``/``failures``/``errors``/``skipped`` attributes disagree with its
+    own ``<testcase>`` elements ("" when they agree or are absent): a stale or edited summary."""
+    cases = suite.findall("testcase")
+    found = {"tests": len(cases),
+             "failures": sum(c.find("failure") is not None for c in cases),
+             "errors": sum(c.find("failure") is None and c.find("error") is not None for c in cases),
+             "skipped": sum(c.find("failure") is None and c.find("error") is None and c.find("skipped") is not None
+                            for c in cases)}
+    if suite.find("testsuite") is not None:  # a nesting suite's counts include its children
+        return ""
+    wrong = []
+    for key, n in found.items():
+        said = suite.get(key) or (suite.get("disabled") if key == "skipped" else None)
+        if said is None:
+            continue
+        try:
+            claimed = int(float(said))
+        except ValueError:
+            wrong.append(f"{key}={said!r} is not a number")
+            continue
+        if claimed != n:
+            wrong.append(f"says {key}={claimed} but holds {n}")
+    return "; ".join(wrong)

@@ -6,6 +6,8 @@ expression. Nothing here turns "no traffic" into R = 1: absent data stays absent
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,12 +66,18 @@ def totals(client: PrometheusClient, start: datetime, end: datetime, *,
     n = client.query(q_all, at)
     e = client.query(q_err, at)
     keys = list(by)
-    n = n.rename(columns={"value": "requests"})[[*keys, "requests"]]
-    e = e.rename(columns={"value": "errors"})[[*keys, "errors"]]
-    for frame in (n, e):
+    for frame in (n, e):  # an empty answer (no 5xx at all: the best case) has no label columns
         for k in keys:
             if k not in frame:
                 frame[k] = ""
+    n = n.rename(columns={"value": "requests"})[[*keys, "requests"]]
+    e = e.rename(columns={"value": "errors"})[[*keys, "errors"]]
+    for name, frame in (("request", n), ("5xx", e)):
+        values = frame.iloc[:, -1]
+        if len(values) and (~values.apply(math.isfinite) | (values < 0)).any():
+            raise NoDataError(f"Prometheus answered {name} counts that are not finite non-negative numbers "
+                              f"({', '.join(map(str, values[~values.apply(math.isfinite) | (values < 0)].head(3)))}): "
+                              "the series break the metric contract (monitoring/METRICS.md); check the exporter")
     frame = n.merge(e, on=keys, how="left") if keys else n.assign(errors=e["errors"].sum() if len(e) else 0.0)
     frame["errors"] = frame["errors"].fillna(0.0)
     frame = frame[frame["requests"] > 0].reset_index(drop=True)

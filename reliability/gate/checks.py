@@ -283,6 +283,10 @@ def series_present(client: Any, start: datetime, end: datetime, metrics: Iterabl
     found = ", ".join(f"{m} {n}" for m, n in counts.items() if n)
     if not counts:
         return Check(name, Status.INCONCLUSIVE, True, "no metrics were given to look for")
+    if len(absent) == len(counts):  # nothing at all: missing evidence, not a broken alert
+        return Check(name, Status.INCONCLUSIVE, True,
+                     f"no series of any metric in {span}: the window is outside the history (or too short) "
+                     "or the scope matches nothing; choose a window with samples")
     if absent:
         return Check(name, Status.FAIL, True,
                      f"no series in {span} for {', '.join(absent)}: an alert on an absent metric never "

@@ -67,7 +67,7 @@ def substitute(
     builtins = {
         "__interval": format_duration(step), "__interval_ms": str(int(round(step * 1000))),
         "__rate_interval": format_duration(rate_interval(step, scrape_interval)),
-        "__range": f"{int(round(range_s))}s", "__range_s": str(int(round(range_s))),
+        "__range": f"{max(1, int(round(range_s)))}s", "__range_s": str(max(1, int(round(range_s)))),  # Grafana: at least 1s
         "__range_ms": str(int(round(range_s * 1000))),
     }
 
@@ -160,8 +160,12 @@ def run_panels(
     return out
 
 
-def dashboard_check(results: pd.DataFrame) -> Check:
-    """Required: every panel target returned data over the window."""
+def dashboard_check(results: pd.DataFrame, *, window_empty: bool = False) -> Check:
+    """Required: every panel target returned data over the window.
+
+    ``window_empty`` (no series of any metric in the window, from "Series present"): panels
+    without data are then missing evidence, not a broken dashboard, so INCONCLUSIVE.
+    """
     name = "Dashboard panels"
     if results.empty:
         return Check(name, Status.INCONCLUSIVE, True, "no panel queries were run")
@@ -169,6 +173,10 @@ def dashboard_check(results: pd.DataFrame) -> Check:
     if "start" in results.attrs:
         span = f" over {results.attrs['start']:%Y-%m-%dT%H:%MZ} .. {results.attrs['end']:%Y-%m-%dT%H:%MZ}"
     failed = results[results["status"] != "PASS"]
+    if len(failed) and window_empty and failed["error"].fillna("").str.startswith("no data").all():
+        return Check(name, Status.INCONCLUSIVE, True, f"{len(failed)} of {len(results)} panel queries return no "
+                                                      f"data{span}: the window holds no samples; choose a window "
+                                                      "inside the history")
     if len(failed):
         lines = [f"{r.panel!r} ({r.ref_id}): {r.error} [{r.expr}]" for r in failed.itertuples()]
         return Check(name, Status.FAIL, True,

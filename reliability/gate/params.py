@@ -1,11 +1,25 @@
 """What a proof is about: the candidate, the window, the scope and the policy it is judged by."""
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from reliability import paths
+from reliability.errors import ConfigurationError
 from reliability.source.promql import matcher, parse_selector
+
+# Labels that carry a request's outcome or split one service's traffic: a scope on them could
+# leave the failures out (route="/healthy", status!~"5.."), so the scope may not name them.
+TRAFFIC_LABELS = ("status", "code", "status_code", "route", "method", "handler", "path", "le", "quantile",
+                  "instance", "pod", "__name__")
+
+
+def scope_labels(selector: str, version_label: str = "version") -> list[str]:
+    """The labels of ``selector`` that slice a service's traffic instead of naming the service."""
+    names = [re.match(r"[a-zA-Z_][a-zA-Z0-9_]*", m).group(0) for m in parse_selector(selector)]  # type: ignore[union-attr]
+    return [n for n in dict.fromkeys(names) if n in (*TRAFFIC_LABELS, version_label)]
 
 
 @dataclass(frozen=True)
@@ -29,10 +43,33 @@ class ProofParams:
     dashboard: str = str(paths.DASHBOARD_JSON)
     cache_threshold: float = 0.999
     budget_days: float = 30.0
+    partial_scope: bool = False  # allow a selector that slices the traffic; then never GO
+
+    def __post_init__(self) -> None:
+        """Refuse what no proof can mean, before any query runs."""
+        if not str(self.candidate).strip():
+            raise ConfigurationError("candidate is empty: pass the version label value to prove, e.g. v1.9.1")
+        if self.end <= self.start:
+            raise ConfigurationError(f"the window ends ({self.end.isoformat()}) before it starts ({self.start.isoformat()})")
+        for name, value in (("confidence", self.confidence), ("threshold", self.threshold)):
+            if not isinstance(value, (int, float)) or math.isnan(value) or not 0.5 <= value < 1:
+                raise ConfigurationError(f"{name} {value!r} must be a number in [0.5, 1), e.g. 0.95")
+        sliced = scope_labels(self.selector, self.version_label)
+        if sliced and not self.partial_scope:
+            raise ConfigurationError(
+                f"selector {self.selector!r} filters on {', '.join(sliced)}: the scope names a service (job, "
+                "namespace, cluster), never a slice of its traffic, which could leave its failures out. "
+                "Pass --partial-scope to judge a slice anyway (the verdict is then at best INCONCLUSIVE)")
 
     def scope(self) -> list[str]:
         """The service the proof is about, as label matchers (``job="love-backend"``); [] for all."""
         return parse_selector(self.selector)
+
+    def service_scope(self) -> list[str]:
+        """The matchers that name the service, for every query; a partial scope's traffic slice
+        (route, status...) goes only into the request counts, which have those labels."""
+        sliced = set(scope_labels(self.selector, self.version_label))
+        return [m for m in self.scope() if re.match(r"[a-zA-Z_][a-zA-Z0-9_]*", m).group(0) not in sliced]  # type: ignore[union-attr]
 
     def job(self) -> str | None:
         """The scope's ``job="..."`` value, when it names one job."""

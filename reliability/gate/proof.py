@@ -60,8 +60,8 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     """Run every section of the proof against ``client`` and decide the verdict."""
     proof = Proof(params=params, prometheus_url=client.url)
     # One scope for every query of every section: the parser adds it to each selector.
-    client = client.scoped(params.scope())
-    _section(proof, "scope", "Scope", False, lambda: sections.scope(params, client))
+    client = client.scoped(params.service_scope())
+    _section(proof, "scope", "Scope", params.partial_scope, lambda: sections.scope(params, client))
     _section(proof, "prometheus", "Prometheus is reachable", True, lambda: sections.prometheus(client))
     _section(proof, "monitoring", "Monitoring works", True, lambda: sections.monitoring(params, client))
     _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,

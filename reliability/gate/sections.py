@@ -30,10 +30,13 @@ class ScopeSection:
 
     selector: str
     jobs: list[str]
+    partial: bool = False
 
     @property
     def text(self) -> str:
         jobs = ", ".join(self.jobs) or "none found"
+        if self.partial:
+            return f"PARTIAL SCOPE: {self.selector} (jobs: {jobs})"
         if self.selector:
             return f"{self.selector} (jobs: {jobs})"
         return f"all series, no selector (jobs summed: {jobs})"
@@ -47,7 +50,11 @@ def scope(p: ProofParams, client: PrometheusClient) -> tuple[ScopeSection, list[
     found = client.query(f"count by (job) (count_over_time("
                          f"{selector(measure.METRIC, matcher(p.version_label, p.candidate))}[{rng}]))", p.end)
     jobs = sorted(found["job"].astype(str)) if "job" in found else []
-    section = ScopeSection(p.selector, jobs)
+    section = ScopeSection(p.selector, jobs, p.partial_scope)
+    if p.partial_scope:  # a slice of the traffic proves nothing about the service: never GO
+        return section, [Check("Scope", Status.INCONCLUSIVE, True,
+                               f"PARTIAL SCOPE: {p.selector} judges a slice of the traffic, not the service; "
+                               "the verdict can be at best INCONCLUSIVE")]
     if not p.selector and len(jobs) > 1:
         return section, [Check("Scope", Status.WARN, False,
                                f"no selector: the counts sum {len(jobs)} jobs ({', '.join(jobs)}); pass "
@@ -83,7 +90,11 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
                            job=p.job())
     dash = load_dashboard(Path(p.dashboard))
     results = panels.run_panels(dash, client, p.start, p.end)
-    found.append(panels.dashboard_check(results))
+    # No samples at all, or a window under one bucket: panels without data are missing evidence.
+    empty = (p.end - p.start).total_seconds() < p.bucket or any(
+        c.name == "Series present" and c.status is Status.INCONCLUSIVE and "no series of any metric" in c.detail
+        for c in found)
+    found.append(panels.dashboard_check(results, window_empty=empty))
     # Panel PNGs are fetched only when GRAFANA_URL is set; no directory is made otherwise.
     out = tempfile.mkdtemp(prefix="grafana-") if os.environ.get("GRAFANA_URL") else tempfile.gettempdir()
     found += grafana.grafana_checks(dash, start=p.start, end=p.end, out_dir=out)
@@ -319,6 +330,13 @@ def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, 
     if state.empty:
         raise NoDataError("no circuit_breaker_state samples in the window: the backend does not export "
                           "the breaker metrics of monitoring/METRICS.md")
+    for frame, metric, labels in ((state, "circuit_breaker_state", ("breaker",)),
+                                  (transitions, "circuit_breaker_transitions_total", ("breaker", "from", "to")),
+                                  (calls, "circuit_breaker_calls_total", ("breaker", "outcome"))):
+        missing = [lab for lab in labels if len(frame) and lab not in frame]
+        if missing:
+            raise NoDataError(f"{metric} has no {', '.join(missing)} label: the backend's breaker metrics do not "
+                              "follow the metric contract (monitoring/METRICS.md)")
     last = state.sort_values("time").groupby("breaker").tail(1)
     fresh = last[last["time"] >= p.end - pd.Timedelta(minutes=5)]
     open_now = sorted(fresh.loc[fresh["value"] == 1, "breaker"])
@@ -349,6 +367,9 @@ def junit(p: ProofParams) -> tuple[Any, list[Check]]:
     if res.failures or res.errors:
         names = ", ".join(res.failing["name"].head(5))
         return res, [Check(name, Status.FAIL, True, f"{counts}; failing: {names}")]
+    if res.inconsistent:  # the summary and the cases cannot both be true: trust neither
+        return res, [Check(name, Status.FAIL, True, f"{counts}, but the files contradict themselves: "
+                                                    f"{'; '.join(res.inconsistent)}. Use the XML the runner wrote")]
     if res.total == res.skipped:
         return res, [Check(name, Status.INCONCLUSIVE, True, f"{counts}: no test ran")]
     return res, [Check(name, Status.PASS, True, counts)]

@@ -5,12 +5,13 @@ The notebook does the analysis (through ``reliability.gate.proof``) and writes
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PRO
     ``cwd`` is the user's repository (the kernel resolves relative paths there). With
     ``snapshot=False`` (re-rendering from a snapshot) no new snapshot is written.
     """
-    out = Path(out).resolve()
+    out = Path(out).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
@@ -82,6 +83,23 @@ def _abandon(staging: Path, out: Path, exc: BaseException) -> None:
         exc.args = (f"{exc.args[0]}; what it made is in {failed}",)
 
 
+@contextlib.contextmanager
+def _kernel_stderr(log: Path) -> Iterator[None]:
+    """The kernel's stderr (its transport warning, tracebacks when interrupted) goes to ``log``.
+
+    The kernel inherits file descriptor 2 when papermill starts it, so fd 2 points at the log
+    for the run; our own messages are printed before and after.
+    """
+    saved = os.dup(2)
+    with open(log, "ab") as fh:
+        os.dup2(fh.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress: Callable[[str], None] | None,
              snapshot: bool, cwd: Path) -> Bundle:
     import papermill as pm
@@ -92,11 +110,13 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     t = time.perf_counter()
     say("running the proof notebook (papermill)")
     try:
-        pm.execute_notebook(
-            str(notebook), str(nb_out), parameters={**parameters, "evidence_path": str(ev_out),
-                                                        "snapshot_path": str(snap_out) if snapshot else ""},
-            kernel_name="python3", cwd=str(cwd), progress_bar=False, log_output=False,
-        )
+        with _kernel_stderr(out / "kernel.log"):
+            pm.execute_notebook(
+                # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
+                str(notebook), str(nb_out), parameters={**parameters, "fail_unless_go": False, "evidence_path": str(ev_out),
+                                                            "snapshot_path": str(snap_out) if snapshot else ""},
+                kernel_name="python3", cwd=str(cwd), progress_bar=False, log_output=False,
+            )
     except pm.PapermillExecutionError as exc:
         raise ReportError(f"the proof notebook failed in cell {exc.cell_index} ({exc.ename}: {exc.evalue})") from exc
     timings["notebook"] = time.perf_counter() - t
@@ -125,9 +145,20 @@ def rerender(bundle_dir: Path, out: Path, *, progress: Callable[[str], None] | N
 
     snap = bundle_dir / "queries.json.gz"
     nb_file = bundle_dir / "report.ipynb"
-    for f in (snap, nb_file):
+    ev_file = bundle_dir / "evidence.json"
+    for f in (snap, nb_file, ev_file):
         if not f.exists():
             raise ConfigurationError(f"{f} does not exist: pass a directory written by `reliability proof`")
+    from reliability.report.evidence import sha256
+
+    try:
+        recorded = json.loads(ev_file.read_text())["inputs"]["snapshot"]["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise ConfigurationError(f"{ev_file} does not record the snapshot's sha256; it is not a bundle "
+                                 "written by `reliability proof`") from None
+    if sha256(snap) != recorded:
+        raise ConfigurationError(f"{snap} does not match the sha256 recorded in {ev_file.name} "
+                                 f"({recorded}): the bundle was changed after it was written; refusing to render it")
     params = dict(nbformat.read(str(nb_file), as_version=4).metadata.get("papermill", {}).get("parameters", {}))
     params.pop("evidence_path", None)
     params.pop("snapshot_path", None)
@@ -142,11 +173,25 @@ def rerender(bundle_dir: Path, out: Path, *, progress: Callable[[str], None] | N
                 os.environ[k] = v
 
 
-def check_out_dir(out: Path) -> Path:
-    """Refuse an output path that is an existing file, or whose parent cannot be made."""
+def check_out_dir(out: Path, *, replace: bool = False) -> Path:
+    """Refuse, before any work, an output path a report cannot safely go to.
+
+    A symlink (the files would land wherever it points), an existing file, a folder holding a
+    finished report (unless ``replace``), or a parent that cannot be made. Files are later
+    renamed into place, so a symlink inside the folder is replaced, never followed.
+    """
+    if out.is_symlink():
+        raise ConfigurationError(f"--out {out} is a symbolic link; give the real directory")
     if out.exists() and not out.is_dir():
         raise ConfigurationError(f"--out {out} exists and is not a directory")
-    parent = next((p for p in out.parents if p.exists()), None)
-    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ConfigurationError(f"--out {out}: cannot create it under {parent}; choose a writable directory")
+    if (out / "evidence.json").exists() and not replace:
+        raise ConfigurationError(f"--out {out} already holds a finished report; choose another directory "
+                                 "or pass --replace")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"--out {out}: cannot create its parent ({exc.strerror}); choose a writable "
+                                 "directory") from None
+    if not os.access(out.parent, os.W_OK):
+        raise ConfigurationError(f"--out {out}: {out.parent} is not writable; choose a writable directory")
     return out

@@ -24,11 +24,10 @@ from urllib.parse import urlsplit
 import pandas as pd
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
-from reliability.source.session import credentials_session
+from reliability.source import session as transport
 from reliability.source.frames import _n_series, label_columns, tidy, utc
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
@@ -55,6 +54,7 @@ class QueryRecord:
 class _Stats:
     http_requests: int = 0
     records: list[QueryRecord] = field(default_factory=list)
+    last_response: requests.Response | None = None  # shared by scoped copies, like the session
 
 
 class PrometheusClient:
@@ -87,6 +87,8 @@ class PrometheusClient:
         backoff: float = 0.5,
         breaker: Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        deadline_s: float | None = None,
+        max_answer_bytes: int = 64 << 20,
     ) -> None:
         parts = urlsplit(url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -103,21 +105,26 @@ class PrometheusClient:
         self._sleep = sleep
         self._random = random.Random()
         self._stats = _Stats()
-        self._last_response: requests.Response | None = None
         self._snapshot: dict[str, Any] = {}
         self.scope: tuple[str, ...] = ()
         if breaker is None:
             breaker = _default_breaker()
         self.breaker = breaker
-        session, headers, auth = credentials_session()
+        session, headers, auth = transport.credentials_session()
         session.hooks["response"].append(self._remember)
         # Retries are ours (backoff, jitter, breaker); urllib3's own must be off.
         self._api = PrometheusConnect(
             url=self.url, headers=headers or None, auth=auth, session=session,
             retry=Retry(total=0, read=False, raise_on_status=False), timeout=timeout,
         )
-        session.mount(self.url, HTTPAdapter(max_retries=Retry(total=0, read=False, raise_on_status=False)))
+        # PrometheusConnect sets verify from its own flag: the private CA is put back after it.
+        session.verify = transport.verify()
+        bounded = transport.BoundedAdapter(max_bytes=max_answer_bytes, per_request=timeout, remaining=self._remaining,
+                                 max_retries=Retry(total=0, read=False, raise_on_status=False))
+        for prefix in ("http://", "https://", self.url):  # PrometheusConnect mounts its own at the URL
+            session.mount(prefix, bounded)
         self._session = session
+        self._deadline = None if deadline_s is None else time.monotonic() + deadline_s
 
     def __repr__(self) -> str:  # never shows credentials
         return f"PrometheusClient({self.url!r})"
@@ -160,7 +167,8 @@ class PrometheusClient:
         at = utc(at)
         t0, n0 = time.perf_counter(), self._stats.http_requests
         data = self._fetch(("instant", promql, _ts(at)),
-                           lambda: self._call(lambda: self._api.custom_query(promql, params={"time": _ts(at)}), promql))
+                           lambda: self._call(lambda: self._typed(self._api.custom_query(promql, params={"time": _ts(at)}),
+                                                               ("vector", "scalar"), promql), promql))
         frame = tidy(data)
         self._record(QueryRecord("instant", promql, time=at, series=_n_series(frame)), t0, n0)
         return frame
@@ -185,7 +193,8 @@ class PrometheusClient:
             chunk_end = min(chunk_start + (CHUNK_POINTS - 1) * step_s, s_end)
             params = {"query": promql, "start": _num(chunk_start), "end": _num(chunk_end), "step": _num(step_s)}
             key = ("range", promql, params["start"], params["end"], params["step"])
-            frames.append(tidy(self._fetch(key, lambda p=params: self._call(lambda: self._range(p), promql))))
+            frames.append(tidy(self._fetch(key, lambda p=params: self._call(
+                lambda: self._typed(self._range(p), ("matrix",), promql), promql))))
             chunk_start += CHUNK_POINTS * step_s
         frame = pd.concat(frames, ignore_index=True) if frames else tidy([])
         labels = label_columns(frame)
@@ -264,6 +273,10 @@ class PrometheusClient:
         return path
 
     # ------------------------------------------------------------------ transport
+    def _typed(self, result: Any, kinds: tuple[str, ...], query: str) -> Any:
+        transport.check_result_type(self._stats.last_response, kinds, url=self.url, query=query)
+        return result
+
     def _range(self, params: dict[str, Any]) -> Any:
         # custom_query_range rounds start/end to whole seconds; exact values in params win.
         start = datetime.fromtimestamp(float(params["start"]), timezone.utc)
@@ -283,8 +296,11 @@ class PrometheusClient:
             raise PrometheusApiClientException("status is not success")
         return body["data"]
 
+    def _remaining(self) -> float | None:
+        return None if self._deadline is None else self._deadline - time.monotonic()
+
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._last_response = response
+        self._stats.last_response = response
         self._stats.http_requests += 1
 
     def _call(self, fn: Callable[[], Any], query: str) -> Any:
@@ -295,7 +311,7 @@ class PrometheusClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 self._sleep(self._random.uniform(0, self.backoff * 2 ** (attempt - 1)))
-            self._last_response = None
+            self._stats.last_response = None
             try:
                 result = self.breaker.call(self._attempt, fn, query)
             except CircuitOpenError as exc:
@@ -321,24 +337,26 @@ class PrometheusClient:
         """One HTTP attempt; raises _Retryable (counts as a breaker failure) or a final error."""
         try:
             return fn()
+        except transport.AnswerRefused as exc:  # a bound was hit: asking again would cost the same
+            raise PrometheusUnavailable(f"Prometheus at {self.url}: {exc}", url=self.url) from None
         except _RETRYABLE as exc:
             kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
             raise _Retryable(f"{kind} ({type(exc).__name__})") from exc
         except (ValueError, KeyError, TypeError) as exc:  # malformed JSON or missing members
-            resp = self._last_response
+            resp = self._stats.last_response
             if resp is not None and resp.status_code == 200:
                 raise _Retryable(f"malformed answer ({type(exc).__name__}: {exc})") from exc
             raise
         except PrometheusApiClientException as exc:
-            resp = self._last_response
+            resp = self._stats.last_response
             status = resp.status_code if resp is not None else 0
-            error_type, error = _error_fields(resp)
+            error_type, error = transport.error_fields(resp)
             if status >= 500 or status == 0:
                 raise _Retryable(f"HTTP {status} {error_type}: {error}".strip()) from exc
             return _Final(self._query_error(status, error_type, error, query))
 
     def _query_error(self, status: int, error_type: str, error: str, query: str) -> PrometheusQueryError:
-        hint = _HINTS.get(error_type, "")
+        hint = transport.HINTS.get(error_type, "")
         if status in (401, 403):
             hint = "set PROMETHEUS_BEARER_TOKEN or PROMETHEUS_USERNAME/PROMETHEUS_PASSWORD for this server"
         elif "11,000" in error or "11000" in error:
@@ -371,25 +389,6 @@ class _Final:
     """A final 4xx, returned (not raised) so the breaker counts the answer as a success."""
 
     error: PrometheusQueryError
-
-
-_HINTS = {
-    "bad_data": "the query or its parameters are invalid; check the PromQL syntax and label names",
-    "execution": "the query failed while running; narrow the selector or the range",
-    "timeout": "the query took too long; use a larger step or a shorter range",
-    "canceled": "the server cancelled the query; retry later",
-    "not_found": "this endpoint does not exist on the server (is it Prometheus-compatible?)",
-}
-
-
-def _error_fields(resp: requests.Response | None) -> tuple[str, str]:
-    if resp is None:
-        return "", ""
-    try:
-        body = resp.json()
-        return str(body.get("errorType", "")), str(body.get("error", ""))
-    except ValueError:
-        return "", resp.text[:200].strip()
 
 
 def _ts(t: datetime) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 from reliability.errors import ConfigurationError
 from reliability.source.prom import PrometheusClient, _Stats
 
+MAX_SNAPSHOT_BYTES = 512 << 20  # far above any proof's answers (a 30-day proof records a few MB)
+
 
 class SnapshotClient(PrometheusClient):
     """Answers the same queries from a saved snapshot, with no server: reports stay reproducible.
@@ -22,8 +24,12 @@ class SnapshotClient(PrometheusClient):
         path = Path(path)
         try:
             with gzip.open(path, "rb") as fh:
-                body = json.loads(fh.read())
-        except (OSError, ValueError) as exc:
+                raw = fh.read(MAX_SNAPSHOT_BYTES + 1)  # bounded: a gzip bomb stops here
+            if len(raw) > MAX_SNAPSHOT_BYTES:
+                raise ConfigurationError(f"snapshot {path} decompresses to more than {MAX_SNAPSHOT_BYTES >> 20} MB; "
+                                         "it is not a snapshot `reliability proof` wrote")
+            body = json.loads(raw)
+        except (OSError, ValueError, EOFError) as exc:
             raise ConfigurationError(f"snapshot {path} cannot be read ({exc}); it must be the "
                                      "queries.json.gz written by `reliability proof`") from None
         self.url = body["prometheus_url"]

@@ -98,11 +98,26 @@ class Child:
         return "\n".join((errors or all_lines)[-lines:])
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the kernel sends SIGKILL to the server when the process that started it dies,
+    however it died (SIGKILL included), so no server outlives its parent."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def launch(name: str, args: list[str], *, log: Path, url: str) -> Child:
     """Start ``args`` in a new session with stdout and stderr appended to ``log``."""
+    import sys
+
     with open(log, "wb") as out:  # a relaunch starts a fresh log: old errors would mislead
-        popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True,
+                                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     return Child(name, popen, log, url)
 
 
@@ -155,3 +170,31 @@ def terminate(child: Child, *, grace: float = 5.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def temporary_dir(prefix: str) -> Path:
+    """A fresh temporary folder owned by this process; stale ones of dead owners are removed first.
+
+    A parent killed with SIGKILL cannot clean up; its servers die with it (see ``launch``), and
+    the next start removes the folder it left.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(f"{prefix}*"):
+        owner = old / "owner.pid"
+        try:
+            pid = int(owner.read_text())
+        except (OSError, ValueError):
+            continue  # not ours (or being made right now): leave it
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            continue
+    made = Path(tempfile.mkdtemp(prefix=prefix))
+    (made / "owner.pid").write_text(str(os.getpid()))
+    return made

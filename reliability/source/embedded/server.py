@@ -11,7 +11,6 @@ import json
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from reliability.errors import PrometheusUnavailable, ReliabilityError
 from reliability.source.embedded.backfill import backfill, block_dirs
 from reliability.source.embedded.config import ALERTMANAGER_YML, derived_config, raise_config_error
 from reliability.source.embedded.process import (
+    temporary_dir,
     Child,
     PortTaken,
     find_binary,
@@ -143,7 +143,7 @@ class EmbeddedPrometheus:
         # Fail on missing programs before spending seconds on the backfill.
         prometheus = find_binary("prometheus")
         alertmanager = find_binary("alertmanager") if self.alertmanager else None
-        self._tmp = Path(tempfile.mkdtemp(prefix="love-prometheus-"))
+        self._tmp = temporary_dir("love-prometheus-")
         atexit.register(self.stop)
         self._install_sigterm_handler()
         try:

@@ -18,7 +18,6 @@ import atexit
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -36,7 +35,7 @@ from reliability.errors import (
     ReliabilityError,
 )
 from reliability.source.embedded.openmetrics import _MALFORMED, _chunks, _sample_ms
-from reliability.source.embedded.process import Child, PortTaken, free_port, launch, terminate, wait_ready
+from reliability.source.embedded.process import temporary_dir, Child, PortTaken, free_port, launch, terminate, wait_ready
 
 VICTORIA_INSTALL_HINT = (
     "  Debian/Ubuntu: sudo apt-get install --no-install-recommends victoria-metrics\n"
@@ -158,7 +157,7 @@ class EmbeddedVictoriaMetrics:
         if not self.data_file.is_file():
             raise DataFileError("does not exist; generate it with `python data/generate.py` or pass "
                                 "the path of an OpenMetrics file", path=str(self.data_file))
-        self._tmp = Path(tempfile.mkdtemp(prefix="love-victoria-"))
+        self._tmp = temporary_dir("love-victoria-")
         atexit.register(self.stop)
         try:
             t0 = time.perf_counter()
