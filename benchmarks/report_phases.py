@@ -34,7 +34,6 @@ def floor(out: Path) -> dict[str, float]:
     """papermill + HTML + PDF of an empty notebook: the cost of the tools themselves."""
     import papermill as pm
 
-    from reliability import paths
     from reliability.report import render
 
     src = _empty_notebook(out / "empty.ipynb")
