@@ -26,13 +26,10 @@ _COUNTERS = ("prometheus_notifications_sent_total", "prometheus_notifications_er
 def alertmanager_wired(client: Any, start: datetime, end: datetime, *, wait: float = 20.0,
                        probe: bool | None = None) -> Check:
     """Prometheus has an active Alertmanager and delivers to it (no errors or drops in the window)."""
-    import yaml
+    from reliability.source import server_config
 
     own = client.unscoped() if hasattr(client, "unscoped") else client  # no service owns these
-    try:
-        config = yaml.safe_load(own.api("status/config").get("yaml", "")) or {}
-    except (PrometheusError, yaml.YAMLError):
-        config = {}
+    config = server_config(own) or {}
     configured = bool((config.get("alerting") or {}).get("alertmanagers"))
     deadline = time.monotonic() + (wait if configured else 0.0)
     while True:

@@ -379,13 +379,10 @@ def server_scrape_interval(client: Any, job: str | None, *, fallback: str | Path
 
     Our ``prometheus.yml`` is used only when the server does not say (said so in the result).
     """
-    import yaml
+    from reliability.source import server_config
 
-    try:
-        config = yaml.safe_load(client.api("status/config").get("yaml", "")) or {}
-    except (PrometheusError, yaml.YAMLError, AttributeError):
-        config = None
-    if isinstance(config, dict):
+    config = server_config(client)
+    if config is not None:
         default = (config.get("global") or {}).get("scrape_interval", "1m")
         for sc in config.get("scrape_configs") or []:
             if job and sc.get("job_name") == job:

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from reliability import paths
 from reliability.errors import ConfigurationError
+from reliability.source.parsed import matcher_keys
 from reliability.source.promql import matcher, parse_selector
 
 # Labels that carry a request's outcome or split one service's traffic: a scope on them could
@@ -18,7 +18,7 @@ TRAFFIC_LABELS = ("status", "code", "status_code", "route", "method", "handler",
 
 def scope_labels(selector: str, version_label: str = "version") -> list[str]:
     """The labels of ``selector`` that slice a service's traffic instead of naming the service."""
-    names = [re.match(r"[a-zA-Z_][a-zA-Z0-9_]*", m).group(0) for m in parse_selector(selector)]  # type: ignore[union-attr]
+    names = [name for name, _, _ in matcher_keys(tuple(parse_selector(selector)))]
     return [n for n in dict.fromkeys(names) if n in (*TRAFFIC_LABELS, version_label)]
 
 
@@ -69,17 +69,13 @@ class ProofParams:
         """The matchers that name the service, for every query; a partial scope's traffic slice
         (route, status...) goes only into the request counts, which have those labels."""
         sliced = set(scope_labels(self.selector, self.version_label))
-        return [m for m in self.scope() if re.match(r"[a-zA-Z_][a-zA-Z0-9_]*", m).group(0) not in sliced]  # type: ignore[union-attr]
+        matchers = self.scope()
+        return [m for m, (name, _, _) in zip(matchers, matcher_keys(tuple(matchers))) if name not in sliced]
 
     def job(self) -> str | None:
         """The scope's ``job="..."`` value, when it names one job."""
-        import re
-
-        for m in self.scope():
-            found = re.fullmatch(r'job="((?:[^"\\]|\\.)*)"', m)
-            if found:
-                return found.group(1).replace('\\"', '"').replace("\\\\", "\\")
-        return None
+        return next((value for name, op, value in matcher_keys(tuple(self.scope()))
+                     if name == "job" and op == "="), None)
 
     def candidate_matchers(self) -> list[str]:
         """The user selector plus ``version="<candidate>"`` (escaped)."""

@@ -268,16 +268,16 @@ def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list
 def evaluation_interval(client: PrometheusClient, alert: str) -> tuple[float | None, str]:
     """The interval the server evaluates ``alert`` at, and where that figure came from."""
     from reliability.errors import PrometheusError
+    from reliability.source import server_config
+    from reliability.source.embedded.config import HISTORY_LABEL
 
-    import yaml
-
+    config = server_config(client) or {}
     try:
-        config = yaml.safe_load(client.api("status/config").get("yaml", "")) or {}
         groups = client.api("rules", {"type": "alert"}).get("groups", [])
-    except (PrometheusError, yaml.YAMLError, AttributeError):
-        config, groups = {}, []
-    labels = ((config.get("global") or {}).get("external_labels") or {}) if isinstance(config, dict) else {}
-    if labels.get("reliability_served_history") == "true":
+    except (PrometheusError, AttributeError):
+        groups = []
+    labels = (config.get("global") or {}).get("external_labels") or {}
+    if labels.get(HISTORY_LABEL) == "true":
         return None, "the rule file's interval: this server serves recorded history"
     for g in groups:
         if any(r.get("name") == alert for r in g.get("rules", [])) and g.get("interval"):

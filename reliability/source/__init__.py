@@ -34,3 +34,16 @@ def from_env(url: str | None = None, **options: Any) -> PrometheusClient:
             "or run `reliability prometheus` to start the embedded one"
         )
     return PrometheusClient(url, **options)
+
+
+def server_config(client: PrometheusClient) -> dict[str, Any] | None:
+    """The configuration the server runs (``/api/v1/status/config``), parsed; None when it will not say."""
+    import yaml
+
+    from reliability.errors import PrometheusError
+
+    try:
+        config = yaml.safe_load(client.api("status/config").get("yaml", ""))
+    except (PrometheusError, yaml.YAMLError, AttributeError):
+        return None
+    return config if isinstance(config, dict) else None

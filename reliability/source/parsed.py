@@ -53,7 +53,10 @@ def matcher_keys(matchers: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
     """``('job="x"', ...)`` as ``(name, op, value)`` triples, read by the parser."""
     if not matchers:
         return ()
-    tree = parse("{" + ",".join(matchers) + "}")
+    # PromQL refuses a bare {...} whose matchers are all negative (status!~"5.."), and a name
+    # beside a __name__ matcher: name the selector unless a matcher names it.
+    named = any(m.lstrip().startswith("__name__") for m in matchers)
+    tree = parse(("" if named else "__scope__") + "{" + ",".join(matchers) + "}")
     return tuple(_key(m) for m in tree.matchers.matchers)
 
 

@@ -85,9 +85,8 @@ class BoundedAdapter(HTTPAdapter):
 
 
 def credentials_session() -> tuple[requests.Session, dict[str, str], tuple[str, str] | None]:
-    """A session that verifies TLS (with the private CA when given), its headers and basic auth."""
-    session = _Session()
-    session.verify = verify()
+    """A session that follows no redirect elsewhere, its headers and basic auth (``verify()`` is the trust)."""
+    session = _Session()  # verify is set by the client, after PrometheusConnect has set its own
     headers: dict[str, str] = {}
     auth = None
     token = os.environ.get("PROMETHEUS_BEARER_TOKEN")

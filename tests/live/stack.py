@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,7 +169,6 @@ class LiveStack:
         total = int(seconds * rate)
         end = time.monotonic() + seconds + 5
         weights = [w for _, _, w in ROUTES]
-        plan = Counter()
 
         def work(worker: int) -> None:
             import random
@@ -190,7 +188,6 @@ class LiveStack:
                 url = f"http://127.0.0.1:{self.backends[name][1]}{route}"
                 status = session.request(method, url, timeout=5).status_code
                 self.log.add(time.time(), self.canary if name == "canary" else self.stable, status)
-                plan[name] += 1
                 if rng.random() < 0.05:  # the unrelated service keeps serving too
                     session.get(f"http://127.0.0.1:{self.backends['other'][1]}{route}", timeout=5)
 
