@@ -54,6 +54,8 @@ from reliability.gate.proof import run as run_proof
 from reliability.analysis.stats import (
     RBound,
     bound_r,
+    bound_r_buckets,
+    bound_r_buckets_frame,
     bound_r_frame,
     dispersion,
     interval,
@@ -72,7 +74,7 @@ __all__ = [
     "JUnitResult", "MissingBinaryError", "NoDataError", "PrometheusClient", "PrometheusError",
     "PrometheusQueryError", "PrometheusUnavailable", "Proof", "ProofParams", "RBound", "ReliabilityError",
     "RuleFileError", "SnapshotClient", "StatisticalWarning", "Status", "Verdict", "__version__", "backtest",
-    "bound_r", "bound_r_frame", "burn_rate", "burn_rates", "cache_consistency", "compare", "decide",
+    "bound_r", "bound_r_buckets", "bound_r_buckets_frame", "bound_r_frame", "burn_rate", "burn_rates", "cache_consistency", "compare", "decide",
     "dispersion", "error_budget", "interval", "load_rules", "lower_bound", "minimum_requests", "preflight",
     "ratio_profile", "ratio_series", "read_junit", "run_proof", "totals", "upper_bound",
 ]

@@ -164,11 +164,12 @@ def drill_down(client: PrometheusClient, start: datetime, end: datetime, *,
 
 def compare_versions(client: PrometheusClient, start: datetime, end: datetime, *, candidate: str, stable: str,
                      label: str = "version", margin: float = 0.005, confidence: float = 0.95,
-                     bucket: float = 300.0) -> Any:
-    """Candidate vs stable over the same window, with each side's dispersion from ``bucket`` buckets.
+                     step: float = 60.0) -> Any:
+    """Candidate vs stable over the same window, each side's counts deflated by how its 5xx cluster.
 
     Returns a :class:`reliability.analysis.compare.Comparison`. Four queries in all: totals and
-    buckets grouped by ``label``, instead of two per version.
+    per-step counts grouped by ``label``, instead of two per version. phi is each side's upper
+    limit from :func:`reliability.analysis.stats.clustering`, as in the proof.
     """
     from reliability.analysis.compare import compare
 
@@ -178,8 +179,9 @@ def compare_versions(client: PrometheusClient, start: datetime, end: datetime, *
     if missing:
         raise NoDataError(f"no requests of {', '.join(missing)} ({label}) between {start.isoformat()} and "
                           f"{end.isoformat()}; pick a window where both versions served traffic")
-    phi = measure.dispersion_by(measure.bucket_counts(client, start, end, bucket=bucket, selector=sel, by=[label]),
-                                [label])
+    found = measure.clustering_by(measure.step_counts(client, start, end, step=step, selector=sel, by=[label]),
+                                  [label], confidence=confidence)
+    phi = {key: c.phi for key, c in found.items()}
     c, s = tot.loc[candidate], tot.loc[stable]
     return compare(c["requests"], c["errors"], s["requests"], s["errors"], margin=margin, confidence=confidence,
                    phi_candidate=phi.get(candidate, 1.0), phi_stable=phi.get(stable, 1.0))

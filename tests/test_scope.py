@@ -97,7 +97,7 @@ def test_scoped_counts_and_tables_equal_the_service_alone(results) -> None:
     alone, shared = results["alone"], results["shared"]
     a, s = alone.sections, shared.sections
     assert s["reliability"].bound == a["reliability"].bound
-    for key, attr in (("reliability", "per_version"), ("reliability", "per_route"), ("reliability", "buckets"),
+    for key, attr in (("reliability", "per_version"), ("reliability", "per_route"), ("reliability", "steps"),
                       ("breakers", "summary"), ("cache", "by_clinic"), ("data_quality", "findings"),
                       ("alerts", "all_rules")):
         pd.testing.assert_frame_equal(getattr(s[key], attr), getattr(a[key], attr), obj=f"{key}.{attr}")

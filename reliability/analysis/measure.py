@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -125,17 +126,25 @@ def bucket_counts(client: PrometheusClient, start: datetime, end: datetime, *, b
     return frame
 
 
-def dispersion_by(buckets: pd.DataFrame, by: Sequence[str]) -> dict[object, float]:
-    """The dispersion factor per group (keys as ``bound_r_frame`` expects them)."""
-    from reliability.analysis.stats import dispersion
+def step_counts(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 60.0,
+                selector: str | Sequence[str] | None = None, by: Sequence[str] = (),
+                scrape_interval: float = 0.0) -> pd.DataFrame:
+    """Requests and 5xx per query step, what :func:`~reliability.analysis.stats.bound_r_buckets` takes.
 
-    if buckets.empty:
+    The step is at least two scrape intervals, so every ``increase()`` sees two samples or more.
+    """
+    return bucket_counts(client, start, end, bucket=max(step, 2 * scrape_interval), selector=selector, by=by)
+
+
+def clustering_by(steps: pd.DataFrame, by: Sequence[str], *, confidence: float = 0.95) -> dict[object, Any]:
+    """How the 5xx cluster per group (keys as ``bound_r_frame`` expects them), from :func:`step_counts`."""
+    from reliability.analysis.stats import clustering
+
+    if steps.empty:
         return {}
     keys = list(by)
-    out: dict[object, float] = {}
-    for key, g in buckets.groupby(keys[0] if len(keys) == 1 else keys):
-        out[key] = dispersion(g[["requests", "errors"]])
-    return out
+    return {key: clustering(g, confidence=confidence)
+            for key, g in steps.groupby(keys[0] if len(keys) == 1 else keys)}
 
 
 @dataclass(frozen=True)

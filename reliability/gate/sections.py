@@ -105,8 +105,8 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
 class ReliabilitySection:
     """R for the candidate with its bounds, per-version and per-route tables, the ratio over time."""
 
-    bound: Any                 # stats.RBound
-    buckets: pd.DataFrame
+    bound: Any                 # stats.RBound, from bound_r_buckets
+    steps: pd.DataFrame        # per-step counts behind it
     per_version: pd.DataFrame
     per_route: pd.DataFrame
     ratio: pd.DataFrame
@@ -114,7 +114,7 @@ class ReliabilitySection:
 
 
 def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySection, list[Check]]:
-    from reliability.analysis.stats import bound_r, bound_r_frame, dispersion
+    from reliability.analysis.stats import bound_r_buckets, bound_r_buckets_frame
 
     sel = p.candidate_matchers()
     seconds = (p.end - p.start).total_seconds()
@@ -122,41 +122,41 @@ def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySe
         raise NoDataError(f"the window is {format_duration(seconds)}, shorter than one {format_duration(p.bucket)} "
                           "bucket: how much the 5xx cluster cannot be measured, so R cannot be bounded; "
                           "use a window of at least 5 minutes (hours of traffic prove more)")
-    tot = measure.totals(client, p.start, p.end, selector=sel)
-    n, e = float(tot["requests"].sum()), float(tot["errors"].sum())
-    buckets = measure.bucket_counts(client, p.start, p.end, selector=sel, bucket=p.bucket)
-    phi = dispersion(buckets)  # fewer than 2 non-empty buckets: 1.0 with a warning
-    bound = bound_r(n, e, phi=phi, threshold=p.threshold, confidence=p.confidence, method=p.method)
+    steps = step_counts(p, client, selector=sel)  # no requests: NoDataError from the bound
     opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
+    bound = bound_r_buckets(steps, **opts)
     v = p.version_label
     user_sel = p.selector or None
-    per_version = bound_r_frame(
-        measure.totals(client, p.start, p.end, selector=user_sel, by=[v]), by=v,
-        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=user_sel, by=[v],
-                                                         bucket=p.bucket), [v]),
-        **opts)
-    per_route = bound_r_frame(
-        measure.totals(client, p.start, p.end, selector=sel, by=["route"]), by="route",
-        phi=measure.dispersion_by(measure.bucket_counts(client, p.start, p.end, selector=sel, by=["route"],
-                                                         bucket=p.bucket), ["route"]),
-        **opts)
+    per_version = bound_r_buckets_frame(step_counts(p, client, selector=user_sel, by=[v]), by=v, **opts)
+    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, by=["route"]), by="route", **opts)
     ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
     profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
-    section = ReliabilitySection(bound, buckets, per_version, per_route, ratio, profile)
+    section = ReliabilitySection(bound, steps, per_version, per_route, ratio, profile)
     return section, [r_check(p, bound)]
+
+
+def step_counts(p: ProofParams, client: PrometheusClient, *, selector: Any, by: list[str] | None = None
+                ) -> pd.DataFrame:
+    """Per-step counts at the proof's step (at least two scrape intervals): what the bound takes."""
+    from reliability import paths
+    from reliability.gate.checks import server_scrape_interval
+
+    scrape, _ = server_scrape_interval(client, p.job(), fallback=paths.PROMETHEUS_YML)
+    return measure.step_counts(client, p.start, p.end, step=p.step, selector=selector, by=by or (),
+                               scrape_interval=scrape)
 
 
 def r_check(p: ProofParams, b: Any) -> Check:
     name = f"R > {p.threshold} for {p.candidate}"
     pct = f"{p.confidence:.0%}"
+    units = f"; {b.units:.0f} independent units" if b.units is not None else ""
     head = (f"R = {b.r:.5f} over {b.requests:,.0f} requests ({b.errors:,.0f} 5xx); "
-            f"{pct} lower bound {b.lower_adjusted:.5f} (dispersion {b.phi:.2f}, plain {b.lower:.5f})")
+            f"{pct} lower bound {b.lower_adjusted:.5f} (clustering phi {b.phi:.2f}{units}, plain {b.lower:.5f})")
     if b.r <= p.threshold:
         return Check(name, Status.FAIL, True, f"{head}: the observed R is not above {p.threshold}")
     if not b.sufficient:
-        need = f"{b.min_requests:,}" if b.min_requests else "more"
-        return Check(name, Status.INCONCLUSIVE, True,
-                     f"{head}: insufficient data, {need} requests are needed to prove R > {p.threshold}")
+        why = b.shortfall or f"more requests are needed to prove R > {p.threshold}"
+        return Check(name, Status.INCONCLUSIVE, True, f"{head}: insufficient data, {why}")
     if b.lower_adjusted > p.threshold:
         return Check(name, Status.PASS, True, f"{head} > {p.threshold}")
     return Check(name, Status.INCONCLUSIVE, True,
@@ -197,7 +197,7 @@ def budget(p: ProofParams, client: PrometheusClient) -> tuple[BudgetSection, lis
 
 def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
     from reliability.analysis.compare import compare
-    from reliability.analysis.stats import dispersion
+    from reliability.analysis.stats import clustering
 
     name = "Candidate not worse than stable"
     if not p.stable or p.stable == p.candidate:
@@ -206,8 +206,8 @@ def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Chec
     for version in (p.candidate, p.stable):
         sel = [*parse_selector(p.selector), matcher(p.version_label, version)]
         tot = measure.totals(client, p.start, p.end, selector=sel)
-        buckets = measure.bucket_counts(client, p.start, p.end, selector=sel, bucket=p.bucket)
-        counts[version] = (float(tot["requests"].sum()), float(tot["errors"].sum()), dispersion(buckets))
+        phi = clustering(step_counts(p, client, selector=sel), confidence=p.confidence).phi
+        counts[version] = (float(tot["requests"].sum()), float(tot["errors"].sum()), phi)
     (cn, ce, cphi), (sn, se, sphi) = counts[p.candidate], counts[p.stable]
     c = compare(cn, ce, sn, se, margin=p.margin, confidence=p.confidence, phi_candidate=cphi, phi_stable=sphi)
     status = Status.PASS if c.non_inferior else Status.WARN

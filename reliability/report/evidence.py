@@ -27,7 +27,9 @@ def evidence(proof: Proof) -> dict[str, Any]:
         b = section.bound
         rel.update(requests=b.requests, errors_5xx=b.errors, r=b.r, r_lower_bound=b.lower_adjusted,
                    r_lower_bound_plain=b.lower, confidence=b.confidence, method=b.method,
-                   dispersion=b.phi, min_requests=b.min_requests, threshold=p.threshold)
+                   dispersion=b.phi, min_requests=b.min_requests, threshold=p.threshold,
+                   independent_units=b.units, batch_seconds=b.batch, effective_requests=b.effective_requests,
+                   dependence=b.dependence, shortfall=b.shortfall or None)
     else:
         rel.update(requests=None, errors_5xx=None, r=None, r_lower_bound=None,
                    confidence=p.confidence, method=p.method, dispersion=None,

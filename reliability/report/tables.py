@@ -49,18 +49,20 @@ def checks_frame(items: Any) -> Any:
 
 
 def r_bounds(frame: pd.DataFrame, *, caption: str) -> Any:
-    """Per-group R with the plain and dispersion-adjusted lower bounds and the evidence needed."""
+    """Per-group R with the plain and clustering-adjusted lower bounds, the independent units and the evidence needed."""
     keys = [c for c in frame.columns if c not in {
         "requests", "errors", "r", "lower", "lower_adjusted", "upper_adjusted", "phi", "confidence",
-        "method", "threshold", "min_requests", "sufficient", "passes"}]
-    out = frame[[*keys, "requests", "errors", "r", "lower", "lower_adjusted", "phi", "min_requests", "passes"]].copy()
+        "method", "threshold", "min_requests", "sufficient", "passes", "units", "batch", "dependence", "shortfall"}]
+    cols = ["requests", "errors", "r", "lower", "lower_adjusted", "phi", "units", "min_requests", "passes"]
+    out = frame[[*keys, *[c for c in cols if c in frame]]].copy()
     out["passes"] = out["passes"].map({True: "yes", False: "no"})
     out = out.rename(columns={"requests": "requests", "errors": "5xx", "r": "R", "lower": "lower bound",
-                              "lower_adjusted": "adjusted lower bound", "phi": "φ",
+                              "lower_adjusted": "adjusted lower bound", "phi": "φ", "units": "independent units",
                               "min_requests": "requests needed", "passes": "proven > threshold"})
     return _style(out, caption, {
         "requests": "{:,.0f}", "5xx": "{:,.0f}", "R": "{:.5f}", "lower bound": "{:.5f}",
-        "adjusted lower bound": "{:.5f}", "φ": "{:.2f}", "requests needed": "{:,.0f}"})
+        "adjusted lower bound": "{:.5f}", "φ": "{:.2f}", "independent units": "{:,.0f}",
+        "requests needed": "{:,.0f}"})
 
 
 def frame(frame: pd.DataFrame, *, caption: str | None = None, fmt: dict[str, Any] | None = None) -> Any:

@@ -96,14 +96,16 @@ def interval(
         half = z / (n + z * z) * math.sqrt(x * (n - x) / n + z * z / 4)
         return max(0.0, centre - half), min(1.0, centre + half)
 
-    from scipy.stats import beta
+    # The beta quantile straight from scipy.special: the same numbers as scipy.stats.beta.ppf
+    # without its argument checking, which dominated the sample-size searches.
+    from scipy.special import betaincinv
 
     if method == "clopper-pearson":
-        lower = 0.0 if x == 0 else float(beta.ppf(alpha / 2, x, n - x + 1))
-        upper = 1.0 if x == n else float(beta.ppf(1 - alpha / 2, x + 1, n - x))
+        lower = 0.0 if x == 0 else float(betaincinv(x, n - x + 1, alpha / 2))
+        upper = 1.0 if x == n else float(betaincinv(x + 1, n - x, 1 - alpha / 2))
     else:
-        lower = 0.0 if x == 0 else float(beta.ppf(alpha / 2, x + 0.5, n - x + 0.5))
-        upper = 1.0 if x == n else float(beta.ppf(1 - alpha / 2, x + 0.5, n - x + 0.5))
+        lower = 0.0 if x == 0 else float(betaincinv(x + 0.5, n - x + 0.5, alpha / 2))
+        upper = 1.0 if x == n else float(betaincinv(x + 0.5, n - x + 0.5, 1 - alpha / 2))
         # With a fractional (effective) count below about 0.03 the half-unit prior pulls the
         # posterior quantile past x/n; an interval excluding the estimate would let a single
         # scaled-down error "prove" a failure, so the interval is widened to contain it.

@@ -24,6 +24,11 @@ class RBound:
     proves R is below the SLO. ``min_requests`` is :func:`required_requests` at the observed
     5xx ratio (None when that ratio already fails the SLO). ``passes`` requires both
     ``lower_adjusted > threshold`` and ``sufficient``.
+
+    ``units`` is the effective number of independent units behind ``phi`` and ``batch`` the
+    batch length (seconds) it was measured at, both None when phi was given
+    (:func:`bound_r`). ``dependence`` names how phi was obtained. ``shortfall`` says, in words,
+    why the evidence is insufficient ("" when it is sufficient).
     """
 
     requests: float
@@ -39,6 +44,15 @@ class RBound:
     min_requests: int | None
     sufficient: bool
     passes: bool
+    units: float | None = None
+    batch: float | None = None
+    dependence: str = "phi given"
+    shortfall: str = ""
+
+    @property
+    def effective_requests(self) -> float:
+        """Requests worth of independent evidence: ``requests / phi``."""
+        return self.requests / self.phi
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -91,6 +105,8 @@ def _bound(
     lower_adjusted = lower_bound(successes / phi, requests / phi, **options)
     min_requests = required_requests(errors / requests, threshold=threshold, phi=phi, **options)
     sufficient = min_requests is not None and requests >= min_requests
+    shortfall = "" if sufficient or min_requests is None else (
+        f"{min_requests:,} requests are needed at this 5xx ratio (phi {phi:.3g}); use a longer window")
     return RBound(
         requests=requests,
         errors=errors,
@@ -105,6 +121,7 @@ def _bound(
         min_requests=min_requests,
         sufficient=sufficient,
         passes=bool(lower_adjusted > threshold and sufficient),
+        shortfall=shortfall,
     )
 
 
@@ -236,7 +253,8 @@ def bound_r_frame(
                 "requests": row["requests"], "errors": row["errors"], "r": nan, "lower": nan,
                 "lower_adjusted": nan, "upper_adjusted": nan, "phi": _check_phi(group_phi),
                 "confidence": confidence, "method": method, "threshold": threshold,
-                "min_requests": None, "sufficient": False, "passes": False,
+                "min_requests": None, "sufficient": False, "passes": False, "units": None, "batch": None,
+                "dependence": "phi given", "shortfall": "no traffic",
             })
             continue
         if _short_of_evidence(bound):
