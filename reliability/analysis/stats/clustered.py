@@ -244,10 +244,14 @@ def bound_r_buckets(
     requests, errors = float(n.sum()), float(e.sum())
     opts = {"threshold": threshold, "confidence": confidence, "method": method}
     facts = {"units": c.units, "batch": c.batch}
+    # All the 5xx as one incident is as clustered as this window's evidence can be: phi = errors
+    # leaves one effective failure. A larger limit (a handful of scattered 5xx, few degrees of
+    # freedom) would count less than one failure, so phi is capped there.
+    one_incident = max(1.0, errors)
     if c.enough:
-        return replace(_bound(requests, errors, phi=c.phi, **opts), dependence=c.method, **facts)
+        return replace(_bound(requests, errors, phi=min(c.phi, one_incident), **opts), dependence=c.method, **facts)
     # Too few units to estimate phi: the robust fallback counts every 5xx as one incident.
-    worst = _bound(requests, errors, phi=max(c.phi, errors), **opts)
+    worst = _bound(requests, errors, phi=one_incident, **opts)
     dependence = (f"too few independent units ({c.units:.1f} < {min_units:g}): every 5xx counted as "
                   "one incident")
     if worst.passes:
