@@ -40,6 +40,12 @@ def test_healthy_canary_is_go(client, truth) -> None:
     ev = evidence(r)
     want = truth["windows"]["canary"]["by_version"]["v1.9.1"]
     assert abs(ev["reliability"]["requests"] - want["requests"]) <= 0.01 * want["requests"]
+    # The bound says what it rests on: the clustering's independent units, batch length and method.
+    rel = ev["reliability"]
+    assert rel["independent_units"] >= 8 and rel["batch_seconds"] >= 60 and "batch means" in rel["dependence"]
+    assert rel["effective_requests"] == pytest.approx(rel["requests"] / rel["dispersion"])
+    assert f"{rel['independent_units']:.0f} independent units" in next(
+        c.detail for c in r.checks if c.name.startswith("R > 0.98"))
 
 
 def test_missing_junit_keeps_the_canary_from_go(client, truth) -> None:

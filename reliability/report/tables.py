@@ -57,11 +57,11 @@ def r_bounds(frame: pd.DataFrame, *, caption: str) -> Any:
     out = frame[[*keys, *[c for c in cols if c in frame]]].copy()
     out["passes"] = out["passes"].map({True: "yes", False: "no"})
     out = out.rename(columns={"requests": "requests", "errors": "5xx", "r": "R", "lower": "lower bound",
-                              "lower_adjusted": "adjusted lower bound", "phi": "φ", "units": "independent units",
-                              "min_requests": "requests needed", "passes": "proven > threshold"})
+                              "lower_adjusted": "adjusted lower bound", "phi": "φ", "units": "indep. units",
+                              "min_requests": "requests needed", "passes": "proven"})
     return _style(out, caption, {
         "requests": "{:,.0f}", "5xx": "{:,.0f}", "R": "{:.5f}", "lower bound": "{:.5f}",
-        "adjusted lower bound": "{:.5f}", "φ": "{:.2f}", "independent units": "{:,.0f}",
+        "adjusted lower bound": "{:.5f}", "φ": "{:.2f}", "indep. units": "{:,.0f}",
         "requests needed": "{:,.0f}"})
 
 

@@ -179,5 +179,7 @@ def fixed_buckets(steps: pd.DataFrame, *, bucket_steps: int = 5) -> Any:
     from reliability.analysis.stats.dispersion import dispersion
     from reliability.analysis.stats.rbound import bound_r
 
-    buckets = steps.groupby(np.arange(len(steps)) // bucket_steps)[["requests", "errors"]].sum()
-    return bound_r(steps["requests"].sum(), steps["errors"].sum(), phi=dispersion(buckets))
+    idx = np.arange(len(steps)) // bucket_steps
+    n, e = steps["requests"].to_numpy(), steps["errors"].to_numpy()
+    buckets = pd.DataFrame({"requests": np.bincount(idx, weights=n), "errors": np.bincount(idx, weights=e)})
+    return bound_r(n.sum(), e.sum(), phi=dispersion(buckets))
