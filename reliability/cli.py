@@ -130,7 +130,8 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
               "stable": stable, "selector": selector, "confidence": confidence,
               "version_label": settings.version_label, "junit": junit, "partial_scope": args.partial_scope,
-              "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files}
+              "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files,
+              **({"build": args.build} if args.build else {})}
     return params, out, stable_file
 
 
@@ -214,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "INCONCLUSIVE (default 15m)")
     p.add_argument("--max-answer-mb", type=float, default=64.0, help="the largest answer accepted from the "
                                                                      "server, in MB (default 64)")
+    p.add_argument("--build", help="the candidate's build or commit, for the report's provenance (default: "
+                                   "$GITHUB_SHA, $CI_COMMIT_SHA, $BUILD_SOURCEVERSION ... when set)")
     p.add_argument("--replace", action="store_true", help="replace a finished report already in --out")
     p.add_argument("--promote", action="store_true",
                    help="on GO only, write the candidate into the stable-version file")

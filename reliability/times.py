@@ -93,3 +93,8 @@ def format_duration(seconds: float) -> str:
         if n:
             out.append(f"{n}{unit}")
     return "".join(out)
+
+
+def plural(n: float, noun: str) -> str:
+    """``1 error``, ``3 errors``, ``1,250 requests``: counts as people write them."""
+    return f"{n:,.0f} {noun}" + ("" if n == 1 else "s")

@@ -11,6 +11,7 @@ command -v victoria-metrics >/dev/null 2>&1 || missing="$missing victoria-metric
 command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || missing="$missing libpango-1.0-0 libpangoft2-1.0-0"
+ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so.0' || missing="$missing libharfbuzz-subset0"
 fc-list 2>/dev/null | grep -qi 'dejavu' || missing="$missing fonts-dejavu-core fontconfig"
 python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' >/dev/null 2>&1 || missing="$missing python3-venv"
 [ -z "$missing" ] && exit 0

@@ -56,6 +56,34 @@ def test_go_exits_0_writes_the_bundle_and_promotes(go_run) -> None:
     assert (bundle / "report.pdf").read_bytes().startswith(b"%PDF")
 
 
+def page_text(pdf: Path, first: int = 1, last: int | None = None) -> str:
+    args = ["pdftotext", "-f", str(first), "-l", str(last or first), str(pdf), "-"]
+    return " ".join(subprocess.run(args, capture_output=True, text=True, check=True).stdout.split())
+
+
+def page_count(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def test_go_page_one_is_the_decision_and_the_report_fits_the_page(go_run) -> None:
+    from reliability.report.render import overflows
+
+    _, bundle, _ = go_run
+    one = page_text(bundle / "report.pdf")
+    ev = json.loads((bundle / "evidence.json").read_text())
+    for text in ("GO", "v1.9.1 may be deployed: every required check passed.", "Window",
+                 "2025-10-26 09:00 to 2025-10-27 09:00 UTC (1d)", "Scope", "R, 95% lower bound",
+                 f"{ev['reliability']['r_lower_bound']:.3%}", "Independent units",
+                 "DEMO DATA: recorded history served by the embedded Prometheus", "Generated", "Tool",
+                 "Every required check passed"):
+        assert text in one, f"{text!r} not on page 1: {one}"
+    assert "Checks that failed" not in one
+    assert page_count(bundle / "report.pdf") <= 8
+    assert overflows(bundle / "report.html") == []
+    assert ev["generated_at"] and ev["generated_at"][:16].replace("T", " ") in one
+
+
 def test_no_go_exits_1_and_does_not_promote(truth: dict, tmp_path: Path) -> None:
     stable = tmp_path / "stable"
     stable.write_text("v1.8.3\n")
@@ -68,6 +96,15 @@ def test_no_go_exits_1_and_does_not_promote(truth: dict, tmp_path: Path) -> None
     assert "git checkout v1.8.3" in ev["rollback"]
     assert stable.read_text().strip() == "v1.8.3"
     assert "Not promoted" in r.stdout
+    # Page 1 says what to do, and names each failing check once, neutrally.
+    one = page_text(tmp_path / "b" / "report.pdf")
+    for text in ("NO-GO", "Do not deploy v1.9.0. Roll back to v1.8.3", "git checkout v1.8.3", "npm run deploy",
+                 "Regression tests — FAIL: 40 tests: 36 passed, 3 failed, 1 error",
+                 "High5xxErrorRate on the candidate — FAIL", "Circuit breakers at the window end — FAIL",
+                 "R > 0.98 for v1.9.0 — FAIL", "93.399%", "DEMO DATA"):
+        assert text in one, f"{text!r} not on page 1: {one}"
+    assert one.count("Regression tests") == 1
+    assert page_count(tmp_path / "b" / "report.pdf") <= 8
 
 
 def test_unreachable_prometheus_is_inconclusive_and_fast(truth: dict, tmp_path: Path) -> None:

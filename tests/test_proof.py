@@ -63,7 +63,7 @@ def test_quiet_night_is_insufficient_data(client, truth) -> None:
 
 def test_cache_gap_is_no_go(client, truth) -> None:
     r = run(client, truth, "cache_gap", "v1.8.3", "v1.9.1.xml")
-    assert status(r, "Cache invalidated") is Status.FAIL
+    assert status(r, "Cache invalidation") is Status.FAIL
     assert r.verdict.decision == "NO-GO"
     gaps = r.sections["cache"].gaps
     assert set(gaps["clinic"]) == {"orthopedics"}

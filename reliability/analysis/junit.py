@@ -35,6 +35,16 @@ class JUnitResult:
         return self.total > self.skipped and self.failures == 0 and self.errors == 0 and not self.inconsistent
 
     @property
+    def counts(self) -> str:
+        """``40 tests: 36 passed, 3 failed, 1 error`` (zero counts other than passed left out)."""
+        from reliability.times import plural
+
+        parts = [f"{self.passed:,} passed"] + [text for n, text in (
+            (self.failures, f"{self.failures:,} failed"), (self.errors, plural(self.errors, "error")),
+            (self.skipped, f"{self.skipped:,} skipped")) if n]
+        return f"{plural(self.total, 'test')}: {', '.join(parts)}"
+
+    @property
     def summary(self) -> pd.DataFrame:
         return pd.DataFrame([{"files": len(self.files), "tests": self.total, "passed": self.passed,
                               "failures": self.failures, "errors": self.errors, "skipped": self.skipped}])

@@ -17,7 +17,7 @@ import pandas as pd
 from reliability import paths
 from reliability.errors import NoDataError, ReliabilityError
 from reliability.source.prom import PrometheusClient
-from reliability.gate import sections
+from reliability.gate import alert_replay, sections
 from reliability.gate.params import ProofParams
 from reliability.gate.verdict import Check, Status, Verdict, decide
 
@@ -67,12 +67,12 @@ def run(params: ProofParams, client: PrometheusClient) -> Proof:
     _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
              lambda: sections.reliability(params, client))
     _section(proof, "budget", "Error budget", False, lambda: sections.budget(params, client))
-    _section(proof, "comparison", "Candidate not worse than stable", False, lambda: sections.comparison(params, client))
-    _section(proof, "alerts", "High5xxErrorRate did not fire for the candidate", True,
-             lambda: sections.alerts(params, client))
-    _section(proof, "breakers", "No circuit breaker OPEN at the window end", True, lambda: sections.breakers(params, client))
-    _section(proof, "junit", "Regression tests passed", True, lambda: sections.junit(params))
-    _section(proof, "cache", "Cache invalidated after every queue update", True, lambda: sections.cache(params, client))
+    _section(proof, "comparison", "Candidate vs stable", False, lambda: sections.comparison(params, client))
+    _section(proof, "alerts", "High5xxErrorRate on the candidate", True,
+             lambda: alert_replay.alerts(params, client))
+    _section(proof, "breakers", "Circuit breakers at the window end", True, lambda: sections.breakers(params, client))
+    _section(proof, "junit", "Regression tests", True, lambda: sections.junit(params))
+    _section(proof, "cache", "Cache invalidation", True, lambda: sections.cache(params, client))
     _section(proof, "data_quality", "Data quality", False, lambda: sections.data_quality(params, client))
     proof.verdict = decide(proof.checks)
     cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series"]

@@ -21,7 +21,7 @@ from reliability.gate.dashboard import Dashboard
 from reliability.gate.params import ProofParams
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import matcher, parse_selector
-from reliability.times import format_duration, iso
+from reliability.times import format_duration, iso, plural
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,15 @@ def scope(p: ProofParams, client: PrometheusClient) -> tuple[ScopeSection, list[
 
 
 def prometheus(client: PrometheusClient) -> tuple[dict[str, Any], list[Check]]:
-    # Reachability is judged by the monitoring checks; this records the version for provenance.
-    return client.api("status/buildinfo"), []
+    """The server's build (for provenance), and whether it serves recorded history (the demo banner).
+
+    Reachability is judged by the monitoring checks.
+    """
+    from reliability.source import server_config
+    from reliability.source.embedded.config import HISTORY_LABEL
+
+    labels = ((server_config(client) or {}).get("global") or {}).get("external_labels") or {}
+    return {**client.api("status/buildinfo"), "served_history": labels.get(HISTORY_LABEL) == "true"}, []
 
 
 @dataclass(frozen=True)
@@ -199,7 +206,7 @@ def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Chec
     from reliability.analysis.compare import compare
     from reliability.analysis.stats import clustering
 
-    name = "Candidate not worse than stable"
+    name = "Candidate vs stable"
     if not p.stable or p.stable == p.candidate:
         return None, [Check(name, Status.NOT_CONFIGURED, False, "no stable version to compare with")]
     counts = {}
@@ -212,95 +219,6 @@ def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Chec
     c = compare(cn, ce, sn, se, margin=p.margin, confidence=p.confidence, phi_candidate=cphi, phi_stable=sphi)
     status = Status.PASS if c.non_inferior else Status.WARN
     return c, [Check(name, status, False, c.verdict_text)]
-
-
-@dataclass(frozen=True)
-class AlertSection:
-    """The seed's rule replayed on the candidate's traffic, and every rule of the file on all traffic."""
-
-    candidate: Any            # alerts.Backtest of High5xxErrorRate scoped to the candidate
-    all_rules: pd.DataFrame   # one row per alerting rule: fired, episodes, first firing
-    episodes: pd.DataFrame    # firing episodes of every rule over the window
-
-
-SEED_ALERT = "High5xxErrorRate"
-
-
-def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list[Check]]:
-    from dataclasses import replace
-
-    from reliability.analysis.alerts import backtest, load_rules
-    from reliability.source.parsed import add_matchers
-
-    groups = load_rules(p.rules)
-    rules = [r for g in groups for r in g.rules if hasattr(r, "alert")]
-    seed = next((r for r in rules if r.alert == SEED_ALERT), None)
-    name = f"{SEED_ALERT} did not fire for the candidate"
-    if seed is None:
-        return None, [Check(name, Status.FAIL, True, f"{p.rules} has no {SEED_ALERT} rule: the 2 % alert is not set")]
-    interval, source = evaluation_interval(client, SEED_ALERT)
-    scoped = replace(seed, expr=add_matchers(seed.expr, p.candidate_matchers(), metrics={measure.METRIC}))
-    bt = replay_from_quiet(scoped, client, p.start, p.end, interval=interval)
-    rows, episodes = [], []
-    for rule in rules:
-        res = backtest(rule, client, p.start, p.end, interval=interval)
-        rows.append(res.summary.iloc[0][["alert", "fired", "firing_episodes", "first_firing", "firing_time"]])
-        if len(res.firing):
-            episodes.append(res.firing.assign(alert=rule.alert))
-    table = pd.DataFrame(rows).reset_index(drop=True)
-    eps = pd.concat(episodes, ignore_index=True) if episodes else pd.DataFrame()
-    firing = bt.firing
-    firing = firing[firing["resolved_at"].isna() | (firing["resolved_at"] > p.start)]
-    if len(firing):
-        first = firing.iloc[0]
-        times = "once" if len(firing) == 1 else f"{len(firing)} times"
-        detail = (f"fired {times} on {p.candidate}'s traffic; first at {iso(first['firing_since'])}, "
-                  f"peak 5xx ratio {first['peak_value']:.2%}")
-        if first["firing_since"] < p.start:
-            end = "still firing" if pd.isna(first["resolved_at"]) else f"resolved at {iso(first['resolved_at'])}"
-            detail += f" (the window starts inside this episode, which began before it; {end})"
-        return AlertSection(bt, table, eps), [Check(name, Status.FAIL, True, detail)]
-    detail = (f"replayed every {bt.interval:.0f} s ({source}) over the window on {p.candidate}'s traffic "
-              f"({bt.evaluations} evaluations): never firing")
-    return AlertSection(bt, table, eps), [Check(name, Status.PASS, True, detail)]
-
-
-def evaluation_interval(client: PrometheusClient, alert: str) -> tuple[float | None, str]:
-    """The interval the server evaluates ``alert`` at, and where that figure came from."""
-    from reliability.errors import PrometheusError
-    from reliability.source import server_config
-    from reliability.source.embedded.config import HISTORY_LABEL
-
-    config = server_config(client) or {}
-    try:
-        groups = client.api("rules", {"type": "alert"}).get("groups", [])
-    except (PrometheusError, AttributeError):
-        groups = []
-    labels = (config.get("global") or {}).get("external_labels") or {}
-    if labels.get(HISTORY_LABEL) == "true":
-        return None, "the rule file's interval: this server serves recorded history"
-    for g in groups:
-        if any(r.get("name") == alert for r in g.get("rules", [])) and g.get("interval"):
-            return float(g["interval"]), "the server's evaluation interval"
-    return None, "the rule file's interval: the server did not list the rule"
-
-
-LOOKBACK_LIMIT = pd.Timedelta(days=2)
-
-
-def replay_from_quiet(rule: Any, client: PrometheusClient, start: Any, end: Any, *,
-                      interval: float | None) -> Any:
-    """The backtest of ``rule`` from a moment it was quiet, so an episode under way at ``start``
-    keeps its true start: the look-back grows until the first evaluation is inactive."""
-    from reliability.analysis.alerts import backtest
-
-    lookback = pd.Timedelta(seconds=max(rule.for_, interval or 60.0))
-    while True:
-        bt = backtest(rule, client, start - lookback, end, interval=interval)
-        active_at_first = bool(len(bt.episodes)) and (bt.episodes["active_since"] <= bt.start).any()
-        if not active_at_first or lookback >= LOOKBACK_LIMIT:
-            return bt
-        lookback = min(lookback * 4, LOOKBACK_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -321,7 +239,7 @@ class BreakerSection:
 def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, list[Check]]:
     from reliability.analysis.breakers import trip_stats
 
-    name = "No circuit breaker OPEN at the window end"
+    name = "Circuit breakers at the window end"
     rng = format_duration((p.end - p.start).total_seconds())
     transitions = client.query(
         f"sum by (breaker, from, to) (increase(circuit_breaker_transitions_total[{rng}]))", p.end)
@@ -352,18 +270,18 @@ def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, 
         return section, [Check(name, Status.INCONCLUSIVE, True,
                                f"no recent state sample at the window end for: {', '.join(stale)}")]
     return section, [Check(name, Status.PASS, True,
-                           f"{len(last)} breakers closed at {iso(p.end)}; {trips:.0f} trips in the window")]
+                           f"{plural(len(last), 'breaker')} closed at {iso(p.end)}; {plural(trips, 'trip')} in the window")]
 
 
 def junit(p: ProofParams) -> tuple[Any, list[Check]]:
     from reliability.analysis.junit import read_junit
 
-    name = "Regression tests passed"
+    name = "Regression tests"
     if not p.junit:
         return None, [Check(name, Status.INCONCLUSIVE, True,
                             "no JUnit file given: the candidate's regression tests are not proven to pass")]
     res = read_junit(p.junit)
-    counts = f"{res.total} tests: {res.passed} passed, {res.failures} failed, {res.errors} errors, {res.skipped} skipped"
+    counts = res.counts
     if res.failures or res.errors:
         names = ", ".join(res.failing["name"].head(5))
         return res, [Check(name, Status.FAIL, True, f"{counts}; failing: {names}")]
@@ -378,7 +296,7 @@ def junit(p: ProofParams) -> tuple[Any, list[Check]]:
 def cache(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
     from reliability.analysis.cache import cache_consistency
 
-    name = "Cache invalidated after every queue update"
+    name = "Cache invalidation"
     res = cache_consistency(client, p.start, p.end, threshold=p.cache_threshold)
     cov = res.coverage
     head = (f"coverage {cov:.3%} of {res.by_clinic['updates'].sum():,.0f} queue updates "

@@ -100,6 +100,17 @@ def _kernel_stderr(log: Path) -> Iterator[None]:
             os.close(saved)
 
 
+def _stamped(parameters: dict[str, Any]) -> dict[str, Any]:
+    """When and from which build: recorded as parameters, so a re-render shows the original's."""
+    from datetime import datetime, timezone
+
+    from reliability.report.decision import build_id
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {**parameters, "generated_at": parameters.get("generated_at") or stamp,
+            "build": parameters.get("build") or build_id()[0]}
+
+
 def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress: Callable[[str], None] | None,
              snapshot: bool, cwd: Path) -> Bundle:
     import papermill as pm
@@ -113,8 +124,9 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
         with _kernel_stderr(out / "kernel.log"):
             pm.execute_notebook(
                 # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
-                str(notebook), str(nb_out), parameters={**parameters, "fail_unless_go": False, "evidence_path": str(ev_out),
-                                                            "snapshot_path": str(snap_out) if snapshot else ""},
+                str(notebook), str(nb_out), parameters={**_stamped(parameters), "fail_unless_go": False,
+                                                        "evidence_path": str(ev_out),
+                                                        "snapshot_path": str(snap_out) if snapshot else ""},
                 kernel_name="python3", cwd=str(cwd), progress_bar=False, log_output=False,
             )
     except pm.PapermillExecutionError as exc:

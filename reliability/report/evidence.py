@@ -92,16 +92,25 @@ def versions(proof: Proof) -> dict[str, str | None]:
 
 
 def provenance(proof: Proof) -> pd.DataFrame:
-    """Versions and input hashes as one table for the report."""
-    rows = [{"item": k, "value": v or "unknown"} for k, v in versions(proof).items()]
+    """Versions and input hashes as one short table for the report (evidence.json has them in full)."""
+    found = versions(proof)
+    rows = [{"item": k, "value": found.pop(k) or "unknown"} for k in ("prometheus", "love-reliability")]
+    rows.append({"item": "libraries", "value": ", ".join(f"{k} {v or '?'}" for k, v in found.items())})
+    log = proof.queries
+    if len(log):
+        kinds = log["kind"].fillna("api").value_counts().sort_index()
+        rows.append({"item": "queries", "value": (  # the same on a re-render: no timings here
+            f"{len(log):,} ({', '.join(f'{n} {k}' for k, n in kinds.items())}); "
+            "every query and its answer: queries.json.gz")})
     for key, entry in inputs(proof.params).items():
         for e in entry if isinstance(entry, list) else [entry]:
-            rows.append({"item": f"{key} {Path(e['path']).name}", "value": f"sha256 {e['sha256'] or 'missing'}"})
+            digest = f"sha256 {e['sha256'][:16]}…" if e["sha256"] else "missing"
+            rows.append({"item": f"{key} {Path(e['path']).name}", "value": digest})
     return pd.DataFrame(rows)
 
 
 def write_outputs(proof: Proof, client: PrometheusClient, *, evidence_path: str = "",
-                  snapshot_path: str = "") -> None:
+                  snapshot_path: str = "", generated_at: Any = None, build: str = "") -> None:
     """Save the query snapshot (unless replaying one) and evidence.json, which records its hash."""
     import json
 
@@ -112,6 +121,11 @@ def write_outputs(proof: Proof, client: PrometheusClient, *, evidence_path: str 
         snapshot = client.save_snapshot(snapshot_path)
     if evidence_path:
         ev = evidence(proof)
+        from reliability.report.decision import build_id
+
+        ident, source = build_id(build)
+        ev["generated_at"] = iso(generated_at) if generated_at is not None else None
+        ev["build"] = {"id": ident or None, "source": source or None}
         # A fresh snapshot sits beside evidence.json in the bundle: record its name, not the
         # staging folder it was written in.
         where = str(snapshot) if isinstance(client, SnapshotClient) else Path(snapshot).name if snapshot else None

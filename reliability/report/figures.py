@@ -15,7 +15,7 @@ def ratio_over_time(ratio: pd.DataFrame, *, threshold: float = 0.02, periods: pd
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 3.2), dpi=110)
+        _, ax = plt.subplots(figsize=(9, 2.8), dpi=110)
     groups = label_columns(ratio)
     if groups:
         for key, g in ratio.groupby(groups):

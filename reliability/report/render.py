@@ -6,8 +6,8 @@ gives the same bytes.
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
+from typing import Any
 
 _PAGE_CSS = """
 @page {
@@ -22,6 +22,10 @@ html, body { font-family: "DejaVu Sans", "Noto Sans", sans-serif; font-size: 9.5
 body { margin: 0 !important; padding: 0 !important; }
 .jp-Cell, .jp-OutputArea-output, .jp-RenderedHTMLCommon { padding: 0 !important; margin: 0 !important; }
 .jp-Notebook { padding: 0 !important; }
+/* The lab template lays cells out as flex boxes, which WeasyPrint never splits across pages: a tall
+   output would leave a blank page behind it, and a page break inside one would be ignored. */
+.jp-Cell, .jp-Cell-outputWrapper, .jp-Cell-inputWrapper, .jp-OutputArea, .jp-OutputArea-child, .jp-InputArea,
+.jp-MarkdownOutput, .jp-RenderedHTMLCommon { display: block !important; overflow: visible !important; }
 .jp-OutputArea-prompt, .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
 .jp-RenderedHTMLCommon table { font-size: 7.5pt; border-collapse: collapse; max-width: 100%;
                                table-layout: auto; margin: 4pt 0; }
@@ -31,6 +35,7 @@ pre, code { white-space: pre-wrap !important; word-break: break-all; overflow-wr
 img { max-width: 100% !important; height: auto !important; }
 h1 { font-size: 16pt; } h2 { font-size: 13pt; page-break-after: avoid; } h3 { font-size: 11pt; }
 .jp-Cell { page-break-inside: auto; }
+.celltag_report-new-page { break-before: page; }  /* a cell tagged so starts a page (after page 1) */
 table, figure, img { page-break-inside: avoid; }
 """
 
@@ -40,9 +45,13 @@ def to_html(notebook: Path, out: Path) -> Path:
     import nbformat
     from nbconvert import HTMLExporter
 
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
     nb = nbformat.read(str(notebook), as_version=4)
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
+    # Golden cells that only repeat page 1 for nbval are left out of what people read.
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={"report-hide"}), enabled=True)
     body, _ = exporter.from_notebook_node(nb)
     out.write_text(body, encoding="utf-8")
     return out
@@ -65,8 +74,8 @@ def _no_network_fetcher() -> object:
         return fetch
 
 
-def to_pdf(html_file: Path, out: Path, *, title: str, verdict: str) -> Path:
-    """A4 PDF with the title and verdict in the header and page numbers in the footer."""
+def _document(html_file: Path, *, title: str, verdict: str) -> Any:
+    """The laid-out A4 pages (WeasyPrint), with the title and verdict in the header."""
     import logging
 
     from weasyprint import CSS, HTML
@@ -78,20 +87,31 @@ def to_pdf(html_file: Path, out: Path, *, title: str, verdict: str) -> Path:
 
     page_css = (_PAGE_CSS.replace("@TITLE@", esc(title)).replace("@BADGE@", esc(f"Verdict: {verdict}"))
                 .replace("@COLOR@", color))
-    css = CSS(string=page_css)
     # WeasyPrint logs every ignored CSS property of the lab template; keep the CLI readable.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     doc = HTML(filename=str(html_file), url_fetcher=_no_network_fetcher(), base_url=str(html_file.parent))
-    doc.write_pdf(str(out), stylesheets=[css])
+    return doc.render(stylesheets=[CSS(string=page_css)])
+
+
+def to_pdf(html_file: Path, out: Path, *, title: str, verdict: str) -> Path:
+    """A4 PDF with the title and verdict in the header and page numbers in the footer."""
+    _document(html_file, title=title, verdict=verdict).write_pdf(str(out))
     return out
 
 
-def verdict_badge(verdict: str, reasons: list[str]) -> str:
-    """The verdict box at the top of the report, as HTML."""
-    color = {"GO": "#1a7f37", "NO-GO": "#cf222e"}.get(verdict, "#9a6700")
-    items = "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
-    return (
-        f'<div style="border:3px solid {color};border-radius:6px;padding:8px 14px;margin:6px 0">'
-        f'<div style="font-size:20pt;font-weight:bold;color:{color}">{html.escape(verdict)}</div>'
-        f'<ul style="margin:4px 0 0 0;padding-left:18px">{items}</ul></div>'
-    )
+def overflows(html_file: Path, *, title: str = "", verdict: str = "") -> list[tuple[int, str, float]]:
+    """Tables, figures and code blocks wider than the page's content box: (page, tag, points over).
+
+    A table cut at the page edge loses its last columns without a trace, so the report's layout
+    test asks for an empty list.
+    """
+    found = []
+    for number, page in enumerate(_document(html_file, title=title, verdict=verdict).pages, start=1):
+        box = page._page_box  # WeasyPrint's laid-out tree: the only place widths are known
+        right = box.content_box_x() + box.width
+        for child in box.descendants():
+            if getattr(child, "element_tag", None) in ("table", "img", "svg", "pre"):
+                over = child.position_x + child.margin_width() - right
+                if over > 0.5:
+                    found.append((number, str(child.element_tag), round(over * 0.75, 1)))  # px -> pt
+    return sorted(set(found))

@@ -33,14 +33,6 @@ def status_cell(value: str) -> str:
     return f"color: {color}; font-weight: bold;"
 
 
-def checks(verdict: Any) -> Any:
-    """The verdict's checks: name, status, required, detail."""
-    frame = verdict.summary.rename(columns={"check": "Check", "status": "Status",
-                                            "required": "Required", "detail": "Detail"})
-    frame["Required"] = frame["Required"].map({True: "yes", False: "no"})
-    return _style(frame).map(status_cell, subset=["Status"])
-
-
 def checks_frame(items: Any) -> Any:
     """A list of checks (not yet a verdict) as a table."""
     rows = [{"Check": c.name, "Status": str(c.status), "Required": "yes" if c.required else "no",
@@ -84,21 +76,20 @@ def frame(frame: pd.DataFrame, *, caption: str | None = None, fmt: dict[str, Any
     return _style(out, caption, fmt)
 
 
-def queries(log: pd.DataFrame) -> Any:
-    """The provenance log: each query with its evaluation time or range, narrow enough for A4."""
-    def when(row: Any) -> str:
-        fmt = "%Y-%m-%d %H:%M:%S"
-        if row["kind"] == "instant":
-            return f"at {row['time']:{fmt}}"
-        if row["kind"] == "range":
-            return f"{row['start']:{fmt}} .. {row['end']:{fmt}}, step {row['step']:g} s"
-        return "—"
+def burn_rates(frame: pd.DataFrame, *, caption: str) -> Any:
+    """The multi-window burn-rate table with ratios as percentages and burns to two decimals."""
+    out = frame.rename(columns={"long_window": "long window", "short_window": "short window",
+                                "long_ratio": "long 5xx ratio", "short_ratio": "short 5xx ratio",
+                                "long_burn_rate": "long burn", "short_burn_rate": "short burn"})
+    return _style(out, caption, {"threshold": "{:.1f}", "long 5xx ratio": "{:.3%}", "short 5xx ratio": "{:.3%}",
+                                 "long burn": "{:.2f}", "short burn": "{:.2f}"})
 
-    out = pd.DataFrame({
-        "#": range(1, len(log) + 1),
-        "kind": log["kind"],
-        "query": log["query"],
-        "evaluated (UTC)": [when(r) for _, r in log.iterrows()],
-    })
-    return _style(out).set_properties(subset=["query"], **{"font-family": "DejaVu Sans Mono, monospace",
-                                                          "font-size": "6.5pt"})
+
+def comparison(c: Any, *, candidate: str, stable: str) -> Any:
+    """Candidate and stable side by side: requests, 5xx, 5xx ratio and the clustering factor used."""
+    out = pd.DataFrame([
+        {"version": f"{candidate} (candidate)", "requests": c.candidate_requests, "5xx": c.candidate_errors,
+         "5xx ratio": c.candidate_ratio, "φ": c.phi_candidate},
+        {"version": f"{stable} (stable)", "requests": c.stable_requests, "5xx": c.stable_errors,
+         "5xx ratio": c.stable_ratio, "φ": c.phi_stable}])
+    return _style(out, None, {"requests": "{:,.0f}", "5xx": "{:,.0f}", "5xx ratio": "{:.3%}", "φ": "{:.2f}"})
