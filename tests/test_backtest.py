@@ -261,7 +261,7 @@ def test_compare_rules_puts_the_seed_rule_beside_the_burn_rate_alerts(client, tr
 def test_an_episode_under_way_at_the_window_start_keeps_its_true_start(client, truth: dict) -> None:
     """A window opening 3 minutes before the incident's alert resolves: replayed from a quiet
     moment, the episode starts at its true 10:12:30, not at the window start."""
-    from reliability.gate.sections import replay_from_quiet
+    from reliability.gate.alert_replay import replay_from_quiet
 
     rule = next(r for g in load_rules(paths.ALERTS_YML) for r in g.alerts if r.alert == "High5xxErrorRate")
     fired = truth["alerts"]["High5xxErrorRate"]["firing"][0]

@@ -165,3 +165,16 @@ def test_a_day_with_one_outage_is_refused_not_proven(client) -> None:
     assert b.r > 0.99 and not b.passes and b.units < 8
     needed = re.search(r"use a window of at least (\S+)", b.shortfall)
     assert needed and parse_duration(needed.group(1)) > 24 * 3600
+
+
+def test_totals_replace_the_step_sums_but_not_the_clustering() -> None:
+    rng = np.random.default_rng(3)
+    n = rng.poisson(300, 720).astype(float)
+    e = rng.binomial(n.astype(int), 0.004).astype(float)
+    steps = steps_of(n, e).assign(version="a")
+    alone = bound_r_buckets(steps)
+    given = bound_r_buckets(steps, totals=(n.sum() * 1.01, e.sum()))
+    assert given.requests == pytest.approx(n.sum() * 1.01) and given.phi == alone.phi and given.units == alone.units
+    table = bound_r_buckets_frame(steps, by="version", totals=pd.DataFrame(
+        {"version": ["a"], "requests": [n.sum() * 1.01], "errors": [e.sum()]}))
+    assert table["requests"].iloc[0] == pytest.approx(n.sum() * 1.01)

@@ -129,13 +129,17 @@ def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySe
         raise NoDataError(f"the window is {format_duration(seconds)}, shorter than one {format_duration(p.bucket)} "
                           "bucket: how much the 5xx cluster cannot be measured, so R cannot be bounded; "
                           "use a window of at least 5 minutes (hours of traffic prove more)")
-    steps = step_counts(p, client, selector=sel)  # no requests: NoDataError from the bound
+    # The whole window's increase() is the count (it extrapolates once); the steps measure clustering.
+    tot = measure.totals(client, p.start, p.end, selector=sel)  # no requests: NoDataError naming the selector
+    steps = step_counts(p, client, selector=sel)
     opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
-    bound = bound_r_buckets(steps, **opts)
+    bound = bound_r_buckets(steps, totals=(tot["requests"].sum(), tot["errors"].sum()), **opts)
     v = p.version_label
     user_sel = p.selector or None
-    per_version = bound_r_buckets_frame(step_counts(p, client, selector=user_sel, by=[v]), by=v, **opts)
-    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, by=["route"]), by="route", **opts)
+    per_version = bound_r_buckets_frame(step_counts(p, client, selector=user_sel, by=[v]), by=v, **opts,
+                                        totals=measure.totals(client, p.start, p.end, selector=user_sel, by=[v]))
+    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, by=["route"]), by="route", **opts,
+                                      totals=measure.totals(client, p.start, p.end, selector=sel, by=["route"]))
     ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
     profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
     section = ReliabilitySection(bound, steps, per_version, per_route, ratio, profile)

@@ -207,6 +207,7 @@ def bound_r_buckets(
     min_units: float = MIN_UNITS,
     min_batches: int = MIN_BATCHES,
     step: float | None = None,
+    totals: tuple[float, float] | None = None,
 ) -> RBound:
     """Bound R from per-step counts, with the clustering of the 5xx measured and its uncertainty counted.
 
@@ -227,6 +228,10 @@ def bound_r_buckets(
         confidence of the upper limit on phi.
     min_units, min_batches, step
         As in :func:`clustering`.
+    totals
+        ``(requests, errors)`` to bound instead of the steps' sums, e.g. the whole window's
+        ``increase()``, which extrapolates once rather than once per step. The steps still
+        measure the clustering.
 
     Returns
     -------
@@ -243,7 +248,7 @@ def bound_r_buckets(
         raise NoDataError("no requests in the step counts: no traffic in the window, or the selector matches "
                           "nothing; R cannot be proven from no data")
     c = _clustering(n, e, step, confidence=confidence, min_batches=min_batches, min_units=min_units)
-    requests, errors = float(n.sum()), float(e.sum())
+    requests, errors = (float(n.sum()), float(e.sum())) if totals is None else map(float, totals)
     opts = {"threshold": threshold, "confidence": confidence, "method": method}
     facts = {"units": c.units, "batch": c.batch}
     # All the 5xx as one incident is as clustered as this window's evidence can be: phi = errors
@@ -280,12 +285,14 @@ def bound_r_buckets_frame(
     min_units: float = MIN_UNITS,
     min_batches: int = MIN_BATCHES,
     step: float | None = None,
+    totals: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """:func:`bound_r_buckets` per group (version, route), so a table agrees with the verdict.
 
-    ``buckets`` are per-step counts with the ``by`` columns. A group without traffic is kept with
-    NaN bounds and ``passes = False``. Warns once (InsufficientDataWarning) for every group whose
-    evidence falls short.
+    ``buckets`` are per-step counts with the ``by`` columns; ``totals`` (the ``by`` columns,
+    ``requests``, ``errors``) optionally gives each group's counts to bound. A group without
+    traffic is kept with NaN bounds and ``passes = False``. Warns once (InsufficientDataWarning)
+    for every group whose evidence falls short.
     """
     keys = [by] if isinstance(by, str) else list(by)
     missing = {"time", "requests", "errors", *keys} - set(buckets.columns)
@@ -294,12 +301,16 @@ def bound_r_buckets_frame(
     opts = {"threshold": threshold, "confidence": confidence, "method": method, "min_units": min_units,
             "min_batches": min_batches, "step": step}
     rows, short = [], []
+    sums = None if totals is None else totals.groupby(keys, sort=True)[["requests", "errors"]].sum()
     for key, group in buckets.groupby(keys, sort=True, dropna=False):
         label = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        given, look = None, key[0] if isinstance(key, tuple) and len(keys) == 1 else key
+        if sums is not None and look in sums.index:
+            given = (float(sums.loc[look, "requests"]), float(sums.loc[look, "errors"]))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", InsufficientDataWarning)
-                bound = bound_r_buckets(group, **opts)
+                bound = bound_r_buckets(group, totals=given, **opts)
         except NoDataError:
             nan = math.nan
             bound = RBound(0.0, 0.0, nan, nan, nan, nan, 1.0, confidence, method, threshold, None, False, False,
