@@ -166,6 +166,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from reliability.report import attest
+
+    problems, what = attest.verify(Path(args.dir).resolve(), public_key=args.key)
+    for problem in problems:
+        print(f"  {problem}")
+    if problems:
+        print(f"NOT VERIFIED: {args.dir} does not match its {attest.STATEMENT} ({len(problems)} problem(s))")
+        return 1
+    print(f"Verified: {args.dir} matches its {attest.STATEMENT} ({what})")
+    return 0
+
+
 def cmd_prometheus(args: argparse.Namespace) -> int:
     from reliability.source.embedded import serve
 
@@ -222,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on GO only, write the candidate into the stable-version file")
     p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
     p.set_defaults(func=cmd_proof)
+
+    p = sub.add_parser("verify", help="check a bundle's files (and signature) against its evidence.intoto.json: "
+                                      "exit 0 verified, 1 not")
+    p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")
+    p.add_argument("--key", help="the signer's PEM public key, for a signed Statement")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("render", help="re-create a report's HTML and PDF from its query snapshot, offline")
     p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")

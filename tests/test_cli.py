@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -101,7 +102,7 @@ def test_no_go_exits_1_and_does_not_promote(truth: dict, tmp_path: Path) -> None
     for text in ("NO-GO", "Do not deploy v1.9.0. Roll back to v1.8.3", "git checkout v1.8.3", "npm run deploy",
                  "Regression tests — FAIL: 40 tests: 36 passed, 3 failed, 1 error",
                  "High5xxErrorRate on the candidate — FAIL", "Circuit breakers at the window end — FAIL",
-                 "R > 0.98 for v1.9.0 — FAIL", "93.399%", "DEMO DATA"):
+                 "R > 0.98 for v1.9.0 — FAIL", f"{ev['reliability']['r']:.3%}", "DEMO DATA"):
         assert text in one, f"{text!r} not on page 1: {one}"
     assert one.count("Regression tests") == 1
     assert page_count(tmp_path / "b" / "report.pdf") <= 8
@@ -161,7 +162,7 @@ def test_credentials_never_reach_the_evidence(truth: dict, tmp_path: Path) -> No
         assert any(f"Bearer {token}" in h for h in proxy.seen)  # it was really used
     assert r.returncode == 0, r.stdout + r.stderr
     assert token not in r.stdout + r.stderr
-    for f in (tmp_path / "b").iterdir():
+    for f in (f for f in (tmp_path / "b").rglob("*") if f.is_file()):  # the recorded inputs too
         data = f.read_bytes()
         if f.suffix == ".gz":
             data = gzip.decompress(data)
@@ -176,3 +177,51 @@ def test_a_window_shorter_than_a_bucket_says_why_r_is_not_proven(tmp_path: Path)
     assert r.returncode == 1, r.stdout + r.stderr  # the replayed alert and the tests fail: NO-GO
     assert "Also not proven:" in r.stdout
     assert "R > 0.98 for v1.9.0: no data: the window is 3m, shorter than one 5m bucket" in r.stdout
+
+
+def test_the_bundle_is_an_in_toto_statement_that_verify_and_render_hold_it_to(go_run, tmp_path: Path) -> None:
+    from reliability.report.evidence import sha256
+
+    _, bundle, _ = go_run
+    statement = json.loads((bundle / "evidence.intoto.json").read_text())
+    assert statement["_type"] == "https://in-toto.io/Statement/v1" and statement["predicate"]["verdict"] == "GO"
+    files = statement["predicate"]["files"]
+    assert {"report.pdf", "evidence.json", "queries.json.gz", "report.ipynb"} <= set(files)
+    assert files["report.pdf"]["sha256"] == sha256(bundle / "report.pdf")
+    assert any(f.startswith("inputs/rules/") for f in files) and any(f.startswith("inputs/notebook/") for f in files)
+    r = gate("verify", str(bundle))
+    assert r.returncode == 0 and "unsigned" in r.stdout, r.stdout + r.stderr
+    # A changed rule file in the bundle: verify names it, render refuses it before any work.
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle, copy, ignore=shutil.ignore_patterns("rerendered"))
+    rules = next((copy / "inputs" / "rules").iterdir())
+    rules.write_text(rules.read_text() + "\n# changed after the proof\n")
+    r = gate("verify", str(copy))
+    assert r.returncode == 1 and f"inputs/rules/{rules.name}: sha256" in r.stdout, r.stdout
+    r = gate("render", str(copy), "--out", str(tmp_path / "again"), env={"PROMETHEUS_URL": ""})
+    assert r.returncode == 2 and rules.name in r.stderr and "refusing to render" in r.stderr, r.stderr
+    assert not (tmp_path / "again").exists()
+
+
+def test_a_signed_statement_verifies_with_its_key_only(truth: dict, tmp_path: Path) -> None:
+    keys = {}
+    for name in ("key", "other"):
+        keys[name] = tmp_path / f"{name}.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(keys[name])], check=True)
+        subprocess.run(["openssl", "pkey", "-in", str(keys[name]), "-pubout", "-out", str(tmp_path / f"{name}.pub")],
+                       check=True)
+    r = gate("proof", *window(truth, "canary"), "--candidate", "v1.9.1", "--junit",
+             str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "b"),
+             "--build", "0123456789abcdef0123456789abcdef01234567", env={"RELIABILITY_SIGNING_KEY": str(keys["key"])})
+    assert r.returncode == 0, r.stdout + r.stderr
+    envelope = json.loads((tmp_path / "b" / "evidence.intoto.json").read_text())
+    assert envelope["payloadType"] == "application/vnd.in-toto+json" and len(envelope["signatures"]) == 1
+    import base64
+
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["subject"] == [{"name": "v1.9.1", "digest": {"gitCommit": "0123456789abcdef0123456789abcdef01234567"}}]
+    ok = gate("verify", str(tmp_path / "b"), "--key", str(tmp_path / "key.pub"))
+    assert ok.returncode == 0 and "signature" in ok.stdout, ok.stdout + ok.stderr
+    assert gate("verify", str(tmp_path / "b")).returncode == 1
+    wrong = gate("verify", str(tmp_path / "b"), "--key", str(tmp_path / "other.pub"))
+    assert wrong.returncode == 1 and "does not verify" in wrong.stdout, wrong.stdout

@@ -19,7 +19,9 @@ from typing import Any
 from reliability import paths
 from reliability.errors import ConfigurationError, ReliabilityError
 
-FILES = ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz")
+FILES = ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz", "evidence.intoto.json")
+INPUTS = "inputs"  # the notebook, rule file, dashboard and JUnit files the proof ran with, as run
+RULE_SIBLINGS = ("recording.yml", "prometheus.yml")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PRO
         _abandon(staging, out, exc)
         raise
     out.mkdir(exist_ok=True)
+    if (staging / INPUTS).is_dir():
+        shutil.rmtree(out / INPUTS, ignore_errors=True)
+        os.replace(staging / INPUTS, out / INPUTS)
     for name in [f for f in FILES if f != "evidence.json"] + ["evidence.json"]:  # its presence means done
         if (staging / name).exists():
             os.replace(staging / name, out / name)
@@ -116,7 +121,7 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     import papermill as pm
 
     say = progress or (lambda _msg: None)
-    nb_out, html_out, pdf_out, ev_out, snap_out = (out / f for f in FILES)
+    nb_out, html_out, pdf_out, ev_out, snap_out = (out / f for f in FILES[:5])
     timings: dict[str, float] = {}
     t = time.perf_counter()
     say("running the proof notebook (papermill)")
@@ -134,8 +139,9 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     timings["notebook"] = time.perf_counter() - t
     if not ev_out.exists():
         raise ReportError(f"the proof notebook ran but wrote no {ev_out.name}")
-    evidence = json.loads(ev_out.read_text())
-    from reliability.report import render
+    evidence = _record_inputs(out, json.loads(ev_out.read_text()), notebook)
+    ev_out.write_text(json.dumps(evidence, indent=2, default=str) + "\n")
+    from reliability.report import attest, render
 
     t = time.perf_counter()
     say("rendering HTML")
@@ -146,7 +152,58 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     render.to_pdf(html_out, pdf_out, title=f"love — monitoring proof for {evidence['candidate']}",
                   verdict=evidence["verdict"])
     timings["pdf"] = time.perf_counter() - t
+    _, signed = attest.write(out, evidence)
+    say(f"wrote the in-toto Statement ({'signed' if signed else 'unsigned: set ' + attest.KEY_VARIABLE + ' to sign'})")
     return Bundle(out, evidence, timings)
+
+
+def _record_inputs(out: Path, evidence: dict[str, Any], notebook: Path) -> dict[str, Any]:
+    """Copy the files the proof read into ``inputs/``, so a re-render uses them and not today's checkout."""
+    from reliability.report.evidence import sha256
+
+    inputs = evidence["inputs"]
+    inputs["notebook"] = {"path": str(notebook), "sha256": sha256(notebook)}
+    entries = [("notebook", inputs["notebook"]), ("rules", inputs["rules"]), ("dashboard", inputs["dashboard"]),
+               *((f"junit/{i}", e) for i, e in enumerate(inputs["junit"]))]
+    for where, entry in entries:
+        source = Path(entry["path"])
+        if entry.get("sha256") and source.is_file():
+            target = out / INPUTS / where / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            entry["recorded"] = str(target.relative_to(out))
+    # The monitoring checks also read the recording rules and prometheus.yml beside the rule file.
+    rules = inputs["rules"]
+    if rules.get("recorded"):
+        rules["siblings"] = {}
+        for name in RULE_SIBLINGS:
+            sibling = Path(rules["path"]).parent / name
+            if sibling.is_file():
+                shutil.copyfile(sibling, out / Path(rules["recorded"]).parent / name)
+                rules["siblings"][name] = sha256(sibling)
+    return evidence
+
+
+def recorded_inputs(bundle_dir: Path, evidence: dict[str, Any]) -> dict[str, Any]:
+    """The recorded notebook, rules, dashboard and JUnit files, each checked against its sha256."""
+    from reliability.report.evidence import sha256
+
+    inputs = evidence.get("inputs") or {}
+    entries = [inputs.get("notebook"), inputs.get("rules"), inputs.get("dashboard"), *(inputs.get("junit") or [])]
+    if not all(e and e.get("recorded") for e in entries):
+        raise ConfigurationError(f"{bundle_dir} does not record its inputs (notebook, rules, dashboard, JUnit); it was "
+                                 "written by an older version: re-run the proof to make a bundle that can be re-rendered")
+    siblings = [{"recorded": str(Path(inputs["rules"]["recorded"]).parent / name), "sha256": digest}
+                for name, digest in (inputs["rules"].get("siblings") or {}).items()]
+    for e in [*entries, *siblings]:
+        f = bundle_dir / e["recorded"]
+        if sha256(f) != e["sha256"]:
+            raise ConfigurationError(f"{f} does not match the sha256 recorded in evidence.json ({e['sha256']}): the "
+                                     "bundle was changed after it was written; refusing to render it")
+    return {"notebook": bundle_dir / inputs["notebook"]["recorded"],
+            "rules": str(bundle_dir / inputs["rules"]["recorded"]),
+            "dashboard": str(bundle_dir / inputs["dashboard"]["recorded"]),
+            "junit": [str(bundle_dir / e["recorded"]) for e in inputs["junit"]]}
 
 
 def rerender(bundle_dir: Path, out: Path, *, progress: Callable[[str], None] | None = None) -> Bundle:
@@ -164,20 +221,24 @@ def rerender(bundle_dir: Path, out: Path, *, progress: Callable[[str], None] | N
     from reliability.report.evidence import sha256
 
     try:
-        recorded = json.loads(ev_file.read_text())["inputs"]["snapshot"]["sha256"]
+        evidence = json.loads(ev_file.read_text())
+        recorded = evidence["inputs"]["snapshot"]["sha256"]
     except (ValueError, KeyError, TypeError):
         raise ConfigurationError(f"{ev_file} does not record the snapshot's sha256; it is not a bundle "
                                  "written by `reliability proof`") from None
     if sha256(snap) != recorded:
         raise ConfigurationError(f"{snap} does not match the sha256 recorded in {ev_file.name} "
                                  f"({recorded}): the bundle was changed after it was written; refusing to render it")
+    files = recorded_inputs(bundle_dir, evidence)
     params = dict(nbformat.read(str(nb_file), as_version=4).metadata.get("papermill", {}).get("parameters", {}))
     params.pop("evidence_path", None)
     params.pop("snapshot_path", None)
+    notebook = files.pop("notebook")
+    params.update(files)
     saved = {k: os.environ.pop(k, None) for k in ("PROMETHEUS_URL", "RELIABILITY_SNAPSHOT")}
     os.environ["RELIABILITY_SNAPSHOT"] = str(snap.resolve())
     try:
-        return produce(params, out, progress=progress, snapshot=False, cwd=bundle_dir)
+        return produce(params, out, notebook=notebook, progress=progress, snapshot=False, cwd=bundle_dir)
     finally:
         for k, v in saved.items():
             os.environ.pop(k, None)
