@@ -278,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reliability: error: {exc}", file=sys.stderr)
         return EXIT_CODES["INCONCLUSIVE"]
     except KeyboardInterrupt:
-        print("reliability: interrupted", file=sys.stderr)
+        print("reliability: interrupted", file=sys.stderr, flush=True)
+        # The interrupted kernel client's tasks can report themselves as the interpreter exits;
+        # after the one line above there is nothing left worth saying.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
         return 130
     except Exception as exc:  # a bug must never look like NO-GO (1)
         if os.environ.get("RELIABILITY_DEBUG"):
