@@ -131,14 +131,15 @@ def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySe
                           "use a window of at least 5 minutes (hours of traffic prove more)")
     # The whole window's increase() is the count (it extrapolates once); the steps measure clustering.
     tot = measure.totals(client, p.start, p.end, selector=sel)  # no requests: NoDataError naming the selector
-    steps = step_counts(p, client, selector=sel)
+    scrape = scrape_interval(p, client)
+    steps = step_counts(p, client, selector=sel, scrape=scrape)
     opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
     bound = bound_r_buckets(steps, totals=(tot["requests"].sum(), tot["errors"].sum()), **opts)
     v = p.version_label
     user_sel = p.selector or None
-    per_version = bound_r_buckets_frame(step_counts(p, client, selector=user_sel, by=[v]), by=v, **opts,
+    per_version = bound_r_buckets_frame(step_counts(p, client, selector=user_sel, scrape=scrape, by=[v]), by=v, **opts,
                                         totals=measure.totals(client, p.start, p.end, selector=user_sel, by=[v]))
-    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, by=["route"]), by="route", **opts,
+    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, scrape=scrape, by=["route"]), by="route", **opts,
                                       totals=measure.totals(client, p.start, p.end, selector=sel, by=["route"]))
     ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
     profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
@@ -146,13 +147,17 @@ def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySe
     return section, [r_check(p, bound)]
 
 
-def step_counts(p: ProofParams, client: PrometheusClient, *, selector: Any, by: list[str] | None = None
-                ) -> pd.DataFrame:
-    """Per-step counts at the proof's step (at least two scrape intervals): what the bound takes."""
+def scrape_interval(p: ProofParams, client: PrometheusClient) -> float:
+    """The candidate job's scrape interval, asked once per section (one status/config read)."""
     from reliability import paths
     from reliability.gate.checks import server_scrape_interval
 
-    scrape, _ = server_scrape_interval(client, p.job(), fallback=paths.PROMETHEUS_YML)
+    return server_scrape_interval(client, p.job(), fallback=paths.PROMETHEUS_YML)[0]
+
+
+def step_counts(p: ProofParams, client: PrometheusClient, *, selector: Any, scrape: float,
+                by: list[str] | None = None) -> pd.DataFrame:
+    """Per-step counts at the proof's step (at least two scrape intervals): what the bound takes."""
     return measure.step_counts(client, p.start, p.end, step=p.step, selector=selector, by=by or (),
                                scrape_interval=scrape)
 
@@ -213,11 +218,11 @@ def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Chec
     name = "Candidate vs stable"
     if not p.stable or p.stable == p.candidate:
         return None, [Check(name, Status.NOT_CONFIGURED, False, "no stable version to compare with")]
-    counts = {}
+    counts, scrape = {}, scrape_interval(p, client)
     for version in (p.candidate, p.stable):
         sel = [*parse_selector(p.selector), matcher(p.version_label, version)]
         tot = measure.totals(client, p.start, p.end, selector=sel)
-        phi = clustering(step_counts(p, client, selector=sel), confidence=p.confidence).phi
+        phi = clustering(step_counts(p, client, selector=sel, scrape=scrape), confidence=p.confidence).phi
         counts[version] = (float(tot["requests"].sum()), float(tot["errors"].sum()), phi)
     (cn, ce, cphi), (sn, se, sphi) = counts[p.candidate], counts[p.stable]
     c = compare(cn, ce, sn, se, margin=p.margin, confidence=p.confidence, phi_candidate=cphi, phi_stable=sphi)
