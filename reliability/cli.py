@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,19 @@ SCENARIOS = {
 }
 
 
+_STARTED = time.monotonic()
+
+
 def _say(msg: str) -> None:
-    print(f"  … {msg}", file=sys.stderr, flush=True)
+    """One progress line on stderr, with the time since the command started."""
+    print(f"  [{time.monotonic() - _STARTED:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+
+def _start(params: dict[str, Any]) -> None:
+    from reliability.report.decision import host
+
+    _say(f"start: proof of {params['candidate']} over {params['start']} .. {params['end']}"
+         + (f" on {host(os.environ['PROMETHEUS_URL'])}" if os.environ.get("PROMETHEUS_URL") else ""))
 
 
 def _print_bundle(bundle: Any) -> None:
@@ -76,7 +88,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with EmbeddedPrometheus() as prom:
         os.environ["PROMETHEUS_URL"] = prom.url
         for name in names:
-            print(f"\n== scenario {name} ==")
+            print(f"\n== scenario {name} ==", flush=True)
+            _start(scenario_parameters(name))
             bundle = produce(scenario_parameters(name), parent / name, progress=_say, cwd=root)
             _print_bundle(bundle)
     return 0
@@ -139,6 +152,7 @@ def cmd_proof(args: argparse.Namespace) -> int:
     from reliability.report.bundle import produce
 
     params, out, stable_file = proof_parameters(args)
+    _start(params)
     bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
     _print_bundle(bundle)
     if args.promote:
@@ -196,19 +210,47 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+EXITS = """exit codes:
+  0  GO (demo, init, render: the files were written; verify: verified)
+  1  NO-GO (verify: the bundle does not match its Statement)
+  2  a usage error: a wrong option, a missing file or program, found before any work
+  3  INCONCLUSIVE: the evidence is missing or not enough
+  4  the tool itself failed (a bug or a broken environment), never a verdict
+  130 interrupted (Ctrl-C)"""
+
+EXAMPLES = {
+    "demo": "example:\n  reliability demo --out /tmp/reports    # writes bad-deploy/ (NO-GO) and healthy-canary/ (GO)",
+    "proof": "example:\n  PROMETHEUS_URL=https://prometheus.example:9090 reliability proof --start now-24h --end now \\\n"
+             "      --candidate v1.9.1 --selector 'job=\"love-backend\"' --junit build/junit.xml --build $GITHUB_SHA",
+    "verify": "example:\n  reliability verify reports/v1.9.1-20251027T090000Z --key signer.pub",
+    "render": "example:\n  reliability render reports/v1.9.1-20251027T090000Z --out /tmp/audit",
+    "prometheus": "example:\n  reliability prometheus --port 9090    # then open http://127.0.0.1:9090",
+    "init": "example:\n  reliability init ../love-backend --job love-backend",
+}
+
+
+def _subcommand(sub: Any, name: str, summary: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand whose --help has its description, defaults, exit codes and an example."""
+    return sub.add_parser(name, help=summary, description=summary, epilog=f"{EXITS}\n\n{EXAMPLES[name]}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reliability", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="reliability", description="Prove from Prometheus history that a release "
+                                     "keeps R > 0.98 (at most 2 % of requests end in a 5xx), and write the evidence.",
+                                     epilog=EXITS + "\n\nRun `reliability COMMAND --help` for each command's "
+                                     "options and an example.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     repo = argparse.ArgumentParser(add_help=False)
     repo.add_argument("--repo", help="the repository whose settings, monitoring/ files, .last-stable-version "
                                      "and reports/ to use (default: the current directory)")
 
-    p = sub.add_parser("demo", parents=[repo], help="run the proof on the bundled history (embedded Prometheus)")
-    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all")
+    p = _subcommand(sub, "demo", parents=[repo], summary="run the proof on the bundled history (embedded Prometheus)")
+    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="which scenario (default: all)")
     p.add_argument("--out", help="parent directory of the reports (default: reports/)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("proof", parents=[repo], help="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
+    p = _subcommand(sub, "proof", parents=[repo], summary="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
     p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
     p.add_argument("--start", required=True, help="ISO 8601 (2025-10-26T09:00:00Z) or now-24h")
     p.add_argument("--end", required=True, help="ISO 8601 or now")
@@ -236,23 +278,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
     p.set_defaults(func=cmd_proof)
 
-    p = sub.add_parser("verify", help="check a bundle's files (and signature) against its evidence.intoto.json: "
+    p = _subcommand(sub, "verify", summary="check a bundle's files (and signature) against its evidence.intoto.json: "
                                       "exit 0 verified, 1 not")
     p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")
     p.add_argument("--key", help="the signer's PEM public key, for a signed Statement")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("render", help="re-create a report's HTML and PDF from its query snapshot, offline")
+    p = _subcommand(sub, "render", summary="re-create a report's HTML and PDF from its query snapshot, offline")
     p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")
     p.add_argument("--out", help="default: DIR/rerendered/")
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("prometheus", help="serve the bundled history on 127.0.0.1 until Ctrl-C")
-    p.add_argument("--port", type=int)
+    p = _subcommand(sub, "prometheus", summary="serve the bundled history on 127.0.0.1 until Ctrl-C")
+    p.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one, printed)")
     p.add_argument("--data", help="an OpenMetrics history file (default: the bundled one)")
     p.set_defaults(func=cmd_prometheus)
 
-    p = sub.add_parser("init", help="scaffold a backend repository: scoped rules, dashboard, CI, settings")
+    p = _subcommand(sub, "init", summary="scaffold a backend repository: scoped rules, dashboard, CI, settings")
     p.add_argument("dir", nargs="?", default=".", help="the repository (default: the current directory)")
     p.add_argument("--job", required=True, help="the Prometheus job label of the service, e.g. love-backend")
     p.add_argument("--selector", help="more label matchers naming the service (default: job=\"<job>\")")
@@ -262,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _STARTED
+    _STARTED = time.monotonic()
     parser = build_parser()
     args = parser.parse_args(argv)
     from reliability.report.bundle import ReportError

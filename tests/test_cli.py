@@ -57,6 +57,28 @@ def test_go_exits_0_writes_the_bundle_and_promotes(go_run) -> None:
     assert (bundle / "report.pdf").read_bytes().startswith(b"%PDF")
 
 
+def test_progress_is_one_line_per_phase_with_the_time_and_no_kernel_noise(go_run) -> None:
+    r, _, _ = go_run
+    lines = [line for line in r.stderr.splitlines() if line.startswith("  [")]
+    phases = [line.split("] ", 1)[1].split(":")[0] for line in lines]
+    for phase in ("start", "notebook", "analysis", "HTML", "PDF"):
+        assert phase in phases, r.stderr
+    assert phases.index("start") < phases.index("analysis") < phases.index("HTML") < phases.index("PDF")
+    assert sum(p == "analysis" for p in phases) == 11, r.stderr  # every section, as it finishes
+    assert any("R > 0.98 for v1.9.1 — PASS" in line for line in lines), r.stderr
+    assert "encryption" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("command", ["demo", "proof", "verify", "render", "prometheus", "init"])
+def test_help_gives_the_defaults_the_exit_codes_and_an_example(command: str) -> None:
+    r = gate(command, "--help", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "exit codes:" in r.stdout and "4  the tool itself failed" in r.stdout
+    assert "example:\n  " in r.stdout and f"reliability {command}" in r.stdout.split("example:\n")[1]
+    if command == "proof":
+        assert "(default 15m)" in r.stdout and "$PROMETHEUS_URL" in r.stdout
+
+
 def page_text(pdf: Path, first: int = 1, last: int | None = None) -> str:
     args = ["pdftotext", "-f", str(first), "-l", str(last or first), str(pdf), "-"]
     return " ".join(subprocess.run(args, capture_output=True, text=True, check=True).stdout.split())

@@ -7,6 +7,8 @@ without evidence.
 """
 from __future__ import annotations
 
+import os
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,8 +37,28 @@ class Proof:
     queries: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def _section(proof: Proof, name: str, check_name: str, required: bool,
-             fn: Callable[[], tuple[Any, list[Check]]]) -> None:
+#: The file ``reliability proof`` follows while the kernel works: one line per finished analysis.
+PROGRESS_VARIABLE = "RELIABILITY_PROGRESS"
+
+
+def progress_from_env() -> Callable[[str], None]:
+    """Report to the file named by ``$RELIABILITY_PROGRESS`` (the CLI prints it); else say nothing.
+
+    The kernel's own stdout and stderr belong to the notebook, so the CLI cannot read them as
+    they happen; a small file it tails can.
+    """
+    path = os.environ.get(PROGRESS_VARIABLE)
+    if not path:
+        return lambda _msg: None
+
+    def say(msg: str) -> None:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(msg + "\n")
+    return say
+
+
+def _run_section(proof: Proof, name: str, check_name: str, required: bool,
+                 fn: Callable[[], tuple[Any, list[Check]]]) -> None:
     """Run one section; turn any failure into a not-proven check that names the cause."""
     try:
         with warnings.catch_warnings():
@@ -56,24 +78,35 @@ def _section(proof: Proof, name: str, check_name: str, required: bool,
                                   f"could not be computed ({type(exc).__name__}: {exc})"))
 
 
-def run(params: ProofParams, client: PrometheusClient) -> Proof:
-    """Run every section of the proof against ``client`` and decide the verdict."""
+def run(params: ProofParams, client: PrometheusClient, *, progress: Callable[[str], None] | None = None) -> Proof:
+    """Run every section of the proof against ``client`` and decide the verdict.
+
+    ``progress`` hears one line per finished analysis (default: :func:`progress_from_env`).
+    """
     proof = Proof(params=params, prometheus_url=client.url)
+    say = progress or progress_from_env()
     # One scope for every query of every section: the parser adds it to each selector.
     client = client.scoped(params.service_scope())
-    _section(proof, "scope", "Scope", params.partial_scope, lambda: sections.scope(params, client))
-    _section(proof, "prometheus", "Prometheus is reachable", True, lambda: sections.prometheus(client))
-    _section(proof, "monitoring", "Monitoring works", True, lambda: sections.monitoring(params, client))
-    _section(proof, "reliability", f"R > {params.threshold} for {params.candidate}", True,
+
+    def _section(name: str, check_name: str, required: bool, fn: Callable[[], tuple[Any, list[Check]]]) -> None:
+        t, before = time.perf_counter(), len(proof.checks)
+        _run_section(proof, name, check_name, required, fn)
+        statuses = {str(c.status) for c in proof.checks[before:]}
+        shown = next((s for s in ("FAIL", "INCONCLUSIVE", "WARN", "PASS") if s in statuses), "done")
+        say(f"analysis: {check_name} — {shown} ({time.perf_counter() - t:.1f} s)")
+    _section("scope", "Scope", params.partial_scope, lambda: sections.scope(params, client))
+    _section("prometheus", "Prometheus is reachable", True, lambda: sections.prometheus(client))
+    _section("monitoring", "Monitoring works", True, lambda: sections.monitoring(params, client))
+    _section("reliability", f"R > {params.threshold} for {params.candidate}", True,
              lambda: sections.reliability(params, client))
-    _section(proof, "budget", "Error budget", False, lambda: sections.budget(params, client))
-    _section(proof, "comparison", "Candidate vs stable", False, lambda: sections.comparison(params, client))
-    _section(proof, "alerts", "High5xxErrorRate on the candidate", True,
+    _section("budget", "Error budget", False, lambda: sections.budget(params, client))
+    _section("comparison", "Candidate vs stable", False, lambda: sections.comparison(params, client))
+    _section("alerts", "High5xxErrorRate on the candidate", True,
              lambda: alert_replay.alerts(params, client))
-    _section(proof, "breakers", "Circuit breakers at the window end", True, lambda: sections.breakers(params, client))
-    _section(proof, "junit", "Regression tests", True, lambda: sections.junit(params))
-    _section(proof, "cache", "Cache invalidation", True, lambda: sections.cache(params, client))
-    _section(proof, "data_quality", "Data quality", False, lambda: sections.data_quality(params, client))
+    _section("breakers", "Circuit breakers at the window end", True, lambda: sections.breakers(params, client))
+    _section("junit", "Regression tests", True, lambda: sections.junit(params))
+    _section("cache", "Cache invalidation", True, lambda: sections.cache(params, client))
+    _section("data_quality", "Data quality", False, lambda: sections.data_quality(params, client))
     proof.verdict = decide(proof.checks)
     cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series"]
     log = pd.DataFrame([r.__dict__ for r in client.log], columns=cols)

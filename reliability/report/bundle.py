@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -93,16 +94,60 @@ def _kernel_stderr(log: Path) -> Iterator[None]:
     """The kernel's stderr (its transport warning, tracebacks when interrupted) goes to ``log``.
 
     The kernel inherits file descriptor 2 when papermill starts it, so fd 2 points at the log
-    for the run; our own messages are printed before and after.
+    for the run, while this process's ``sys.stderr`` (the progress lines) still reaches the terminal.
     """
+    import sys
+
+    sys.stderr.flush()
     saved = os.dup(2)
+    terminal, sys.stderr = sys.stderr, open(os.dup(saved), "w", encoding="utf-8", errors="replace")
     with open(log, "ab") as fh:
         os.dup2(fh.fileno(), 2)
         try:
             yield
         finally:
+            sys.stderr.close()
+            sys.stderr = terminal
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def _relayed(file: Path, say: Callable[[str], None]) -> Iterator[None]:
+    """Pass the kernel's progress lines (written to ``file``, see ``proof.progress_from_env``) to ``say``.
+
+    A thread follows the file while the notebook runs; the kernel inherits the variable naming it.
+    """
+    from reliability.gate.proof import PROGRESS_VARIABLE
+
+    file.touch()
+    stop = threading.Event()
+
+    def follow() -> None:
+        with open(file, encoding="utf-8") as fh:
+            while True:
+                line = fh.readline()
+                if line.endswith("\n"):
+                    say(line.rstrip("\n"))
+                elif stop.is_set():
+                    return
+                else:
+                    stop.wait(0.2)
+
+    saved = os.environ.get(PROGRESS_VARIABLE)
+    os.environ[PROGRESS_VARIABLE] = str(file)
+    thread = threading.Thread(target=follow, name="kernel-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        if saved is None:
+            os.environ.pop(PROGRESS_VARIABLE, None)
+        else:
+            os.environ[PROGRESS_VARIABLE] = saved
+        file.unlink(missing_ok=True)
 
 
 def _stamped(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -124,9 +169,9 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     nb_out, html_out, pdf_out, ev_out, snap_out = (out / f for f in FILES[:5])
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    say("running the proof notebook (papermill)")
+    say("notebook: starting the kernel (papermill)")
     try:
-        with _kernel_stderr(out / "kernel.log"):
+        with _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say):
             pm.execute_notebook(
                 # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
                 str(notebook), str(nb_out), parameters={**_stamped(parameters), "fail_unless_go": False,
@@ -137,6 +182,7 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     except pm.PapermillExecutionError as exc:
         raise ReportError(f"the proof notebook failed in cell {exc.cell_index} ({exc.ename}: {exc.evalue})") from exc
     timings["notebook"] = time.perf_counter() - t
+    say(f"notebook: done ({timings['notebook']:.1f} s)")
     if not ev_out.exists():
         raise ReportError(f"the proof notebook ran but wrote no {ev_out.name}")
     evidence = _record_inputs(out, json.loads(ev_out.read_text()), notebook)
@@ -144,14 +190,14 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     from reliability.report import attest, render
 
     t = time.perf_counter()
-    say("rendering HTML")
     render.to_html(nb_out, html_out)
     timings["html"] = time.perf_counter() - t
+    say(f"HTML: {html_out.name} ({timings['html']:.1f} s)")
     t = time.perf_counter()
-    say("rendering PDF")
     render.to_pdf(html_out, pdf_out, title=f"love — monitoring proof for {evidence['candidate']}",
                   verdict=evidence["verdict"])
     timings["pdf"] = time.perf_counter() - t
+    say(f"PDF: {pdf_out.name} ({timings['pdf']:.1f} s)")
     _, signed = attest.write(out, evidence)
     say(f"wrote the in-toto Statement ({'signed' if signed else 'unsigned: set ' + attest.KEY_VARIABLE + ' to sign'})")
     return Bundle(out, evidence, timings)
