@@ -90,7 +90,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for name in names:
             print(f"\n== scenario {name} ==", flush=True)
             _start(scenario_parameters(name))
-            bundle = produce(scenario_parameters(name), parent / name, progress=_say, cwd=root)
+            bundle = produce({**scenario_parameters(name), "lang": args.lang}, parent / name, progress=_say,
+                             cwd=root)
             _print_bundle(bundle)
     return 0
 
@@ -144,7 +145,7 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
               "stable": stable, "selector": selector, "confidence": confidence,
               "version_label": settings.version_label, "junit": junit, "partial_scope": args.partial_scope,
               "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files,
-              **({"build": args.build} if args.build else {})}
+              "lang": args.lang, **({"build": args.build} if args.build else {})}
     return params, out, stable_file
 
 
@@ -242,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "options and an example.", formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     repo = argparse.ArgumentParser(add_help=False)
+    repo.add_argument("--lang", choices=["en", "ar"], default="en",
+                      help="the language of the decision page and the headings: en, or ar (the directive's "
+                           "Arabic, right to left) (default: en)")
     repo.add_argument("--repo", help="the repository whose settings, monitoring/ files, .last-stable-version "
                                      "and reports/ to use (default: the current directory)")
 

@@ -130,6 +130,31 @@ def test_no_go_exits_1_and_does_not_promote(truth: dict, tmp_path: Path) -> None
     assert page_count(tmp_path / "b" / "report.pdf") <= 8
 
 
+def test_arabic_decision_page_is_in_the_pdf_text_layer_with_the_same_figures(truth: dict, tmp_path: Path) -> None:
+    r = gate("proof", *window(truth, "bad_deploy"), "--candidate", "v1.9.0", "--stable", "v1.8.3", "--junit",
+             str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "ar"), "--lang", "ar")
+    assert r.returncode == 1, r.stdout + r.stderr
+    ev = json.loads((tmp_path / "ar" / "evidence.json").read_text())
+    marks = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
+
+    def arabic_page(pdf: Path, last: int = 1) -> str:  # without the bidi marks pdftotext keeps
+        return page_text(pdf, 1, last).translate(marks)
+
+    one = arabic_page(tmp_path / "ar" / "report.pdf")
+    for text in ("القرار", "تراجع إلى", "النافذة الزمنية", "الطلبات", "الوحدات المستقلة", "مصدر التقرير",
+                 "بيانات تجريبية", "تقرير إثبات المراقبة", "NO-GO", "git checkout v1.8.3",
+                 f"{ev['reliability']['r']:.3%}", f"{ev['reliability']['requests']:,.0f}",
+                 f"{ev['reliability']['r_lower_bound']:.3%}"):
+        assert text in one, f"{text!r} not on the Arabic page 1: {one}"
+    assert "Do not deploy" not in one and "Checks that failed" not in one
+    assert 'dir="rtl"' in (tmp_path / "ar" / "report.html").read_text()
+    assert "المراقبة تعمل" in arabic_page(tmp_path / "ar" / "report.pdf", last=3)  # a section heading
+    # The language is a recorded parameter: the auditor's re-render is Arabic too.
+    again = gate("render", str(tmp_path / "ar"), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "تراجع إلى" in arabic_page(tmp_path / "again" / "report.pdf")
+
+
 def test_unreachable_prometheus_is_inconclusive_and_fast(truth: dict, tmp_path: Path) -> None:
     t0 = time.monotonic()
     r = gate("proof", "--prometheus-url", "http://127.0.0.1:9", *window(truth, "canary"),

@@ -187,15 +187,16 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
         raise ReportError(f"the proof notebook ran but wrote no {ev_out.name}")
     evidence = _record_inputs(out, json.loads(ev_out.read_text()), notebook)
     ev_out.write_text(json.dumps(evidence, indent=2, default=str) + "\n")
-    from reliability.report import attest, render
+    from reliability.report import attest, i18n, render
 
     t = time.perf_counter()
-    render.to_html(nb_out, html_out)
+    lang = parameters.get("lang", "en")
+    render.to_html(nb_out, html_out, lang=lang)
     timings["html"] = time.perf_counter() - t
     say(f"HTML: {html_out.name} ({timings['html']:.1f} s)")
     t = time.perf_counter()
-    render.to_pdf(html_out, pdf_out, title=f"love — monitoring proof for {evidence['candidate']}",
-                  verdict=evidence["verdict"])
+    render.to_pdf(html_out, pdf_out, title=i18n.texts(lang)["title"].format(candidate=evidence["candidate"]),
+                  verdict=evidence["verdict"], lang=lang)
     timings["pdf"] = time.perf_counter() - t
     say(f"PDF: {pdf_out.name} ({timings['pdf']:.1f} s)")
     _, signed = attest.write(out, evidence)

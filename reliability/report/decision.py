@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from reliability.gate.proof import Proof
 from reliability.gate.verdict import Status
+from reliability.report import i18n
 from reliability.times import format_duration
 
 #: CI variables that name the commit being built, in the order they are looked for.
@@ -37,6 +38,8 @@ class Decision:
     notes: tuple[tuple[str, str], ...]          # (check, detail): warnings that do not decide
     banner: str | None
     provenance: tuple[tuple[str, str], ...] = field(default=())
+    lang: str = "en"
+    limit: str = "2%"  # the 5xx share the rollback must bring the dashboard under
 
 
 def build_id(given: str = "") -> tuple[str, str]:
@@ -68,53 +71,51 @@ def host(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path.rstrip('/')}"
 
 
-def decide_page(proof: Proof, *, build: str = "", generated_at: datetime | None = None) -> Decision:
-    """The decision page's content for ``proof``."""
+def decide_page(proof: Proof, *, build: str = "", generated_at: datetime | None = None,
+                lang: str = "en") -> Decision:
+    """The decision page's content for ``proof``, in ``lang`` (see :mod:`reliability.report.i18n`)."""
     from reliability import __version__
 
+    t = i18n.texts(lang)
     verdict = proof.verdict
     assert verdict is not None
     checks = verdict.checks
-    problems = tuple((c.name, str(c.status), c.detail) for c in checks
-                     if c.required and c.status in (Status.FAIL, Status.INCONCLUSIVE))
-    notes = tuple((c.name, c.detail) for c in checks if not c.required and c.status is Status.WARN)
-    action, commands = _action(proof)
+    problems = tuple((i18n.check_name(c.name, lang), t[str(c.status)] if str(c.status) in t else str(c.status),
+                      c.detail) for c in checks if c.required and c.status in (Status.FAIL, Status.INCONCLUSIVE))
+    notes = tuple((i18n.check_name(c.name, lang), c.detail) for c in checks
+                  if not c.required and c.status is Status.WARN)
+    action, commands = _action(proof, t, lang)
     served = bool((proof.sections.get("prometheus") or {}).get("served_history"))
-    banner = ("DEMO DATA: recorded history served by the embedded Prometheus (the bundled generated history "
-              "when run by `reliability demo`), not a production server. Not evidence for a real deploy."
-              if served else None)
     ident, source = build_id(build)
     commit = tool_commit()
     when = (generated_at or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M:%S UTC")
     provenance = (
-        ("Generated", when),
-        ("Tool", f"love-reliability {__version__}" + (f", commit {commit}" if commit else ", installed package")),
-        ("Candidate build", f"{ident} ({'--build' if source == 'given' else source})" if ident
-         else "not given (pass --build, or run in CI)"),
-        ("Prometheus", host(proof.prometheus_url) + (" (embedded, recorded history)" if served else "")),
+        (t["generated"], when),
+        (t["tool"], f"love-reliability {__version__}" + (f", commit {commit}" if commit else f", {t['installed']}")),
+        (t["build"], f"{ident} ({'--build' if source == 'given' else source})" if ident else t["no_build"]),
+        (t["prometheus"], host(proof.prometheus_url) + (t["embedded"] if served else "")),
     )
-    return Decision(verdict.decision, action, commands, _figures(proof), problems, notes, banner, provenance)
+    return Decision(verdict.decision, action, commands, _figures(proof, t), problems, notes,
+                    t["banner"] if served else None, provenance, lang, f"{1 - proof.params.threshold:.0%}")
 
 
-def _action(proof: Proof) -> tuple[str, tuple[str, ...]]:
+def _action(proof: Proof, t: dict[str, str], lang: str) -> tuple[str, tuple[str, ...]]:
     p, decision = proof.params, proof.verdict.decision if proof.verdict else "INCONCLUSIVE"
     if decision == "GO":
-        return f"{p.candidate} may be deployed: every required check passed.", ()
+        return t["go"].format(candidate=p.candidate), ()
     if decision == "NO-GO":
         if not p.stable:
-            return (f"Do not deploy {p.candidate}. Roll back to the last version that worked: no stable version is "
-                    "known (.last-stable-version is missing); find it in the deploy history first.", ())
-        return (f"Do not deploy {p.candidate}. Roll back to {p.stable} with the runbook, and do not fix in production:",
-                (f"git checkout {p.stable}", "npm run deploy",
-                 f"# then confirm the 5xx ratio falls below {1 - p.threshold:.0%} on the dashboard "
-                 "(this tool never deploys or rolls back by itself)"))
-    missing = [c.name for c in proof.verdict.checks if c.required and c.status is Status.INCONCLUSIVE]
-    more = _more_evidence(proof)
-    return (f"Do not deploy {p.candidate} yet: the evidence is incomplete ({'; '.join(missing) or 'see below'})."
+            return t["rollback_unknown"].format(candidate=p.candidate), ()
+        return (t["rollback"].format(candidate=p.candidate, stable=p.stable),
+                (f"git checkout {p.stable}", "npm run deploy"))
+    missing = [i18n.check_name(c.name, lang) for c in proof.verdict.checks
+               if c.required and c.status is Status.INCONCLUSIVE]
+    more = _more_evidence(proof, t)
+    return (t["incomplete"].format(candidate=p.candidate, missing="; ".join(missing) or t["see_below"])
             + (f" {more}" if more else ""), ())
 
 
-def _more_evidence(proof: Proof) -> str:
+def _more_evidence(proof: Proof, t: dict[str, str]) -> str:
     """How much more evidence R needs, in requests and hours at the window's rate."""
     rel = proof.sections.get("reliability")
     b = getattr(rel, "bound", None)
@@ -126,57 +127,73 @@ def _more_evidence(proof: Proof) -> str:
         seconds = (proof.params.end - proof.params.start).total_seconds()
         more = b.min_requests - b.requests
         rate = b.requests / seconds if seconds else 0
-        wait = f", about {format_duration(max(60.0, more / rate))} more at this window's traffic" if rate else ""
-        return f"R needs {b.min_requests:,} requests, {more:,.0f} more than the window has{wait}."
+        wait = t["more_wait"].format(wait=format_duration(max(60.0, more / rate))) if rate else ""
+        return t["more_requests"].format(need=f"{b.min_requests:,}", more=f"{more:,.0f}", wait=wait)
     return ""
 
 
-def _figures(proof: Proof) -> tuple[tuple[str, str], ...]:
+def _figures(proof: Proof, t: dict[str, str]) -> tuple[tuple[str, str], ...]:
     p = proof.params
-    window = (f"{p.start:%Y-%m-%d %H:%M} to {p.end:%Y-%m-%d %H:%M} UTC "
-              f"({format_duration((p.end - p.start).total_seconds())})")
+    window = t["window_value"].format(start=f"{p.start:%Y-%m-%d %H:%M}", end=f"{p.end:%Y-%m-%d %H:%M}",
+                                      span=format_duration((p.end - p.start).total_seconds()))
     scope = proof.sections.get("scope")
-    rows = [("Candidate", f"{p.candidate} (stable: {p.stable or 'none known'})"), ("Window", window),
-            ("Scope", scope.text if scope is not None else (p.selector or "all series"))]
+    rows = [(t["candidate"], t["candidate_value"].format(candidate=p.candidate, stable=p.stable or t["none_known"])),
+            (t["window"], window), (t["scope"], scope.text if scope is not None else (p.selector or "all series"))]
     b = getattr(proof.sections.get("reliability"), "bound", None)
     if b is not None:
-        rows += [("R (share of requests without a 5xx)", f"{b.r:.3%}"),
-                 (f"R, {p.confidence:.0%} lower bound", f"{b.lower_adjusted:.3%} (must exceed {p.threshold:.0%})"),
-                 ("Requests", f"{b.requests:,.0f}, of which {b.errors:,.0f} ended in a 5xx"),
-                 ("Independent units", f"{b.units:,.0f} (how many separate pieces of evidence the 5xx amount to)"
-                  if b.units is not None else "not measured")]
+        rows += [(t["r"], f"{b.r:.3%}"),
+                 (t["r_lower"].format(confidence=f"{p.confidence:.0%}"),
+                  t["r_lower_value"].format(bound=f"{b.lower_adjusted:.3%}", threshold=f"{p.threshold:.0%}")),
+                 (t["requests"], t["requests_value"].format(requests=f"{b.requests:,.0f}", errors=f"{b.errors:,.0f}")),
+                 (t["units"], t["units_value"].format(units=f"{b.units:,.0f}") if b.units is not None
+                  else t["not_measured"])]
     else:
-        rows.append(("R", f"not computed: {proof.errors.get('reliability', 'no data')}"))
+        rows.append(("R", t["r_missing"].format(why=proof.errors.get("reliability", "no data"))))
     return tuple(rows)
 
 
 def to_html(d: Decision) -> str:
-    """The decision page as HTML (the notebook displays it; the PDF prints it as page 1)."""
-    e = html.escape
+    """The decision page as HTML (the notebook displays it; the PDF prints it as page 1).
+
+    In Arabic the page runs right to left; the commands and each check's generated detail stay
+    left to right, so versions, numbers and timestamps read as written.
+    """
+    e, t = html.escape, i18n.texts(d.lang)
+    rtl = d.lang == "ar"
+    side = "right" if rtl else "left"
+
+    def ltr(text: str) -> str:
+        return f'<span dir="ltr" lang="en">{e(text)}</span>' if rtl else e(text)
+
+    def value(text: str) -> str:  # a value without Arabic (a time, a URL) is laid out left to right
+        return ltr(text) if not i18n.has_arabic(text) else e(text)
+
     color = COLORS.get(d.verdict, COLORS["INCONCLUSIVE"])
     banner = (f'<div style="background:#fff3cd;border:2px solid #9a6700;padding:6px 10px;margin:0 0 8px 0;'
               f'font-weight:bold">{e(d.banner)}</div>' if d.banner else "")
-    commands = ("<pre style=\"margin:4px 0 0 0;font-size:9pt\">" + e("\n".join(d.commands)) + "</pre>"
+    commands = ('<pre dir="ltr" style="margin:4px 0 0 0;font-size:9pt;text-align:left">' + e("\n".join(d.commands))
+                + f'</pre><div style="font-size:9pt">{e(t["confirm"].format(limit=d.limit))}</div>'
                 if d.commands else "")
-    cell = 'style="text-align:left;padding:1pt 10pt 1pt 0;font-size:9pt"'
-    figures = "".join(f"<tr><th {cell}>{e(k)}</th><td {cell}>{e(v)}</td></tr>" for k, v in d.figures)
+    cell = f'style="text-align:{side};padding:1pt 10pt 1pt 0;font-size:9pt"'
+    figures = "".join(f"<tr><th {cell}>{e(k)}</th><td {cell}>{value(v)}</td></tr>" for k, v in d.figures)
     if d.problems:
-        items = "".join(f"<li><b>{e(n)}</b> — {e(s)}: {e(t[:1].upper() + t[1:])}</li>" for n, s, t in d.problems)
-        problems = f"<h3>Checks that failed or could not be proven</h3><ul>{items}</ul>"
+        items = "".join(f"<li><b>{e(n)}</b> — {e(s)}: {ltr(x[:1].upper() + x[1:])}</li>" for n, s, x in d.problems)
+        problems = f"<h3>{e(t['problems'])}</h3><ul>{items}</ul>"
     else:
-        problems = "<p>Every required check passed; each is shown in its section below.</p>"
-    notes = ("<h3>Warnings (they do not decide)</h3><ul>" +
-             "".join(f"<li><b>{e(n)}</b>: {e(t)}</li>" for n, t in d.notes) + "</ul>") if d.notes else ""
-    prov = "".join(f"<tr><th {cell}>{e(k)}</th><td {cell}>{e(v)}</td></tr>" for k, v in d.provenance)
-    return (f'{banner}<div style="border:3px solid {color};border-radius:6px;padding:8px 14px;margin:6px 0">'
-            f'<div style="font-size:22pt;font-weight:bold;color:{color}">{e(d.verdict)}</div>'
+        problems = f"<p>{e(t['all_passed'])}</p>"
+    notes = (f"<h3>{e(t['warnings'])}</h3><ul>" +
+             "".join(f"<li><b>{e(n)}</b>: {ltr(x)}</li>" for n, x in d.notes) + "</ul>") if d.notes else ""
+    prov = "".join(f"<tr><th {cell}>{e(k)}</th><td {cell}>{value(v)}</td></tr>" for k, v in d.provenance)
+    body = (f'{banner}<div style="border:3px solid {color};border-radius:6px;padding:8px 14px;margin:6px 0">'
+            f'<div style="font-size:22pt;font-weight:bold;color:{color}">{e(t[d.verdict])}</div>'
             f'<div style="font-size:11pt;margin-top:2px">{e(d.action)}</div>{commands}</div>'
             f'<table style="font-size:9pt;margin:6px 0">{figures}</table>{problems}{notes}'
-            f'<h3>Provenance</h3><table style="font-size:8.5pt">{prov}</table>')
+            f'<h3>{e(t["provenance"])}</h3><table style="font-size:8.5pt">{prov}</table>')
+    return f'<div dir="rtl" lang="ar" style="text-align:right">{body}</div>' if rtl else body
 
 
-def page(proof: Proof, *, build: str = "", generated_at: datetime | None = None) -> Any:
+def page(proof: Proof, *, build: str = "", generated_at: datetime | None = None, lang: str = "en") -> Any:
     """The decision page for a notebook: ``display(page(result))``."""
     from IPython.display import HTML
 
-    return HTML(to_html(decide_page(proof, build=build, generated_at=generated_at)))
+    return HTML(to_html(decide_page(proof, build=build, generated_at=generated_at, lang=lang)))

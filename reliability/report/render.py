@@ -13,10 +13,9 @@ _PAGE_CSS = """
 @page {
   size: A4;
   margin: 20mm 14mm 18mm 14mm;
-  @top-left { content: "@TITLE@"; font: 8.5pt "DejaVu Sans", sans-serif; color: #444; }
-  @top-right { content: "@BADGE@"; font: bold 8.5pt "DejaVu Sans", sans-serif; color: @COLOR@; }
-  @bottom-center { content: "Page " counter(page) " of " counter(pages);
-                   font: 8.5pt "DejaVu Sans", sans-serif; color: #444; }
+  @top-@START@ { content: "@TITLE@"; font: 8.5pt "DejaVu Sans", sans-serif; color: #444; direction: @DIR@; }
+  @top-@END@ { content: "@BADGE@"; font: bold 8.5pt "DejaVu Sans", sans-serif; color: @COLOR@; direction: @DIR@; }
+  @bottom-center { content: @PAGE@; font: 8.5pt "DejaVu Sans", sans-serif; color: #444; direction: @DIR@; }
 }
 html, body { font-family: "DejaVu Sans", "Noto Sans", sans-serif; font-size: 9.5pt; }
 body { margin: 0 !important; padding: 0 !important; }
@@ -40,14 +39,42 @@ table, figure, img { page-break-inside: avoid; }
 """
 
 
-def to_html(notebook: Path, out: Path) -> Path:
+def translate_headings(nb: Any, lang: str) -> Any:
+    """The notebook's markdown headings (and the opening paragraph) in ``lang``, right to left for Arabic.
+
+    The prose under them stays in English; the decision page, drawn by the notebook itself, is
+    already in ``lang``.
+    """
+    import html
+
+    from reliability.report import i18n
+
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines, title = [], False
+        for line in cell.source.splitlines():
+            level = len(line) - len(line.lstrip("#"))
+            text = i18n.heading(line[level:], lang) if 0 < level <= 6 and line[level:level + 1] == " " else None
+            if text is None:
+                lines.append(line)
+                continue
+            lines.append(f'<h{level} dir="rtl" lang="ar" style="text-align:right">{html.escape(text)}</h{level}>')
+            title = title or line[level:].strip() == next(iter(i18n.HEADINGS_AR))
+        if title:  # the opening paragraph states the rule the report enforces
+            lines = [lines[0], f'<p dir="rtl" lang="ar" style="text-align:right">{html.escape(i18n.INTRO_AR)}</p>']
+        cell.source = "\n".join(lines)
+    return nb
+
+
+def to_html(notebook: Path, out: Path, *, lang: str = "en") -> Path:
     """The executed notebook as self-contained HTML, code cells hidden (lab template)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     from nbconvert.preprocessors import TagRemovePreprocessor
 
-    nb = nbformat.read(str(notebook), as_version=4)
+    nb = translate_headings(nbformat.read(str(notebook), as_version=4), lang)
     exporter = HTMLExporter(template_name="lab", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True)
     # Golden cells that only repeat page 1 for nbval are left out of what people read.
@@ -74,28 +101,35 @@ def _no_network_fetcher() -> object:
         return fetch
 
 
-def _document(html_file: Path, *, title: str, verdict: str) -> Any:
+def _document(html_file: Path, *, title: str, verdict: str, lang: str = "en") -> Any:
     """The laid-out A4 pages (WeasyPrint), with the title and verdict in the header."""
     import logging
 
     from weasyprint import CSS, HTML
 
+    from reliability.report import i18n
+
+    t = i18n.texts(lang)
     color = {"GO": "#1a7f37", "NO-GO": "#cf222e"}.get(verdict, "#9a6700")
 
     def esc(text: str) -> str:
         return text.replace("\\", "\\\\").replace('"', '\\"')
 
-    page_css = (_PAGE_CSS.replace("@TITLE@", esc(title)).replace("@BADGE@", esc(f"Verdict: {verdict}"))
-                .replace("@COLOR@", color))
+    page_css = (_PAGE_CSS.replace("@TITLE@", esc(title)).replace("@BADGE@", esc(t["badge"].format(verdict=verdict)))
+                .replace("@COLOR@", color).replace("@PAGE@", t["page"]))
+    rtl = lang == "ar"  # the header runs right to left: the title on the right, the verdict on the left
+    for key, val in (("@START@", "right" if rtl else "left"), ("@END@", "left" if rtl else "right"),
+                     ("@DIR@", "rtl" if rtl else "ltr")):
+        page_css = page_css.replace(key, val)
     # WeasyPrint logs every ignored CSS property of the lab template; keep the CLI readable.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     doc = HTML(filename=str(html_file), url_fetcher=_no_network_fetcher(), base_url=str(html_file.parent))
     return doc.render(stylesheets=[CSS(string=page_css)])
 
 
-def to_pdf(html_file: Path, out: Path, *, title: str, verdict: str) -> Path:
+def to_pdf(html_file: Path, out: Path, *, title: str, verdict: str, lang: str = "en") -> Path:
     """A4 PDF with the title and verdict in the header and page numbers in the footer."""
-    _document(html_file, title=title, verdict=verdict).write_pdf(str(out))
+    _document(html_file, title=title, verdict=verdict, lang=lang).write_pdf(str(out))
     return out
 
 
