@@ -114,6 +114,9 @@ def test_timeline_plot_draws_open_samples(frames) -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == ["auth", "db", "realtime", "storage"]
     # one bar collection per lane and colour: db open, db half-open, realtime open, storage open
     assert len(ax.collections) == 4
+    from reliability.report.figures import MIN_PRINT_PT, printed_text_pt
+
+    assert printed_text_pt(ax.figure, dpi=90) >= MIN_PRINT_PT and ax.get_xlabel() == "time (UTC)"
     plt.close(ax.figure)
 
 

@@ -201,12 +201,35 @@ def test_render_image_has_one_titled_axes_per_panel(repo_dashboard, repo_results
     fig = render_image(repo_dashboard, repo_results, out)
     panels = [p for p in repo_dashboard.panels if p.type != "row"]
     assert len(fig.axes) == len(panels)
-    assert [ax.get_title(loc="left") for ax in fig.axes] == [p.title for p in panels]
+    # narrow panels wrap their titles to fit
+    assert [ax.get_title(loc="left").replace("\n", " ") for ax in fig.axes] == [p.title for p in panels]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ratio = [ax for ax, p in zip(fig.axes, panels) if p.type == "timeseries"
              and any('status=~"5' in t.expr and "/" in t.expr for t in p.targets)]
     assert ratio, "the dashboard has no 5xx ratio time series"
     assert any(line.get_label().startswith("threshold 2") for line in ratio[0].get_lines())
+
+
+@pytest.mark.prometheus
+def test_the_redraw_is_legible_in_print_says_what_it_is_and_its_axes_mean_something(repo_dashboard,
+                                                                                   repo_results) -> None:
+    from reliability.report.figures import MIN_PRINT_PT, printed_text_pt
+
+    fig = render_image(repo_dashboard, repo_results)
+    assert printed_text_pt(fig, dpi=80) >= MIN_PRINT_PT  # the report embeds it at 80 dpi
+    assert "not a Grafana screenshot" in fig._suptitle.get_text()
+    panels = [p for p in repo_dashboard.panels if p.type != "row"]
+    frames = repo_results.attrs["frames"]
+    for ax, panel in zip(fig.axes, panels):
+        if panel.type != "timeseries":
+            continue
+        assert ax.get_xlabel() == "UTC", panel.title
+        values = [frames[(panel.id, t.ref_id)]["value"] for t in panel.targets if (panel.id, t.ref_id) in frames]
+        low, high = ax.get_ylim()
+        if min(v.min() for v in values) >= 0:
+            assert low >= 0, f"{panel.title}: axis from {low}"
+        if panel.unit == "percentunit" and max(v.max() for v in values) <= 1:
+            assert high <= 1.0, f"{panel.title}: axis to {high:.1%}"
 
 
 def test_render_image_draws_failures_and_thresholds_without_prometheus(tmp_path: Path) -> None:
@@ -368,3 +391,20 @@ def test_render_image_into_an_existing_axes(tmp_path: Path) -> None:
     assert fig is host.figure
     assert [ax.get_title(loc="left") for ax in host.child_axes] == ["5xx ratio", "R over the range", "Breaker state"]
     assert "No data" in [t.get_text() for t in host.child_axes[1].texts]
+
+
+def test_the_ratio_figure_is_legible_in_print_and_in_utc() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from reliability.report.figures import MIN_PRINT_PT, printed_text_pt, ratio_over_time
+
+    times = pd.date_range(T0, T1, freq="1min")
+    frame = pd.concat([pd.DataFrame({"time": times, "value": 0.01, "version": v}) for v in ("v1", "v2")])
+    ax = ratio_over_time(frame)
+    assert printed_text_pt(ax.figure, dpi=ax.figure.dpi) >= MIN_PRINT_PT  # inline, at the figure's own dpi
+    assert ax.get_xlabel() == "time (UTC)" and ax.get_ylim()[0] == 0
+    plt.close(ax.figure)

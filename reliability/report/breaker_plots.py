@@ -62,7 +62,7 @@ def timeline(state: pd.DataFrame, *, ax: Any = None, start: Any = None, end: Any
             raise ConfigurationError(f"state frame has no column {column!r}; expected breaker, time, value")
     names = sorted(state["breaker"].unique())
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 0.6 * len(names) + 1.2))
+        _, ax = plt.subplots(figsize=(8, 0.4 * len(names) + 1.3))
     dated = isinstance(state["time"].dtype, pd.DatetimeTZDtype)
     width = step / 86400.0 if dated else step
     for lane, name in enumerate(names):
@@ -78,14 +78,19 @@ def timeline(state: pd.DataFrame, *, ax: Any = None, start: Any = None, end: Any
     ax.set_ylim(-0.6, len(names) - 0.4)
     if dated:
         ax.xaxis_date()
+        locator = mdates.AutoDateLocator(maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         if start is not None and end is not None:
             ax.set_xlim(mdates.date2num(pd.Timestamp(start).tz_convert("UTC").tz_localize(None)),
                         mdates.date2num(pd.Timestamp(end).tz_convert("UTC").tz_localize(None)))
     elif start is not None and end is not None:
         ax.set_xlim(float(start), float(end))
     ax.legend(handles=[Patch(color=_COLORS[1], label="open"), Patch(color=_COLORS[2], label="half-open")],
-              loc="upper right", fontsize=8)
+              loc="upper right", fontsize=9)
     ax.set_title("Circuit breaker state (gauge samples)")
+    ax.set_xlabel("time (UTC)" if dated else "time (s)")
+    ax.figure.tight_layout()
     return ax
 
 

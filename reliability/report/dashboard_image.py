@@ -3,10 +3,13 @@
 Grafana itself cannot be installed where the proof runs, so the report embeds this
 figure instead: the same panels, positions (24-column grid), queries and thresholds,
 drawn with matplotlib from the frames :func:`reliability.gate.dashboard.run_panels` fetched.
+It says it is a redraw, and it is drawn for the page: 10 inches wide with no text under
+10 pt, so that scaled to the PDF's 7.2-inch column no text is under 7 pt.
 """
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +18,16 @@ import pandas as pd
 from reliability.gate.dashboard import Dashboard, Panel
 from reliability.source.frames import label_columns
 
-ROW_PX = 36          # Grafana's grid row: 30 px plus the gap between panels
-HEADER_PX = 40
+ROW_PX = 40          # one grid row, in units of a 1600-unit-wide dashboard (Grafana: 30 px plus the gap)
+HEADER_PX = 110
+WIDTH_PX = 1600.0
+WIDTH_IN = 10.0      # printed at 7.2 in: 10-pt text prints at 7.2 pt
+TEXT_PT = 10         # the smallest text drawn
 COLS = 24
+REDRAW_NOTE = "redrawn from the dashboard's own queries, not a Grafana screenshot"
 _REDUCERS = {"lastNotNull": "last", "last": "last", "mean": "mean", "max": "max", "min": "min", "sum": "sum",
              "firstNotNull": "first", "first": "first"}
-_MAX_LEGEND = 8
+_MAX_LEGEND = 6
 
 
 def render_image(dashboard: Dashboard, results: pd.DataFrame, path_or_ax: Any = None, *,
@@ -61,14 +68,14 @@ def render_image(dashboard: Dashboard, results: pd.DataFrame, path_or_ax: Any = 
 
         top = 1.0
     else:
-        fig = Figure(figsize=(16, (height * ROW_PX + HEADER_PX) / 100), dpi=100)
-        width_px, height_px = 1600.0, height * ROW_PX + HEADER_PX
+        width_px, height_px = WIDTH_PX, height * ROW_PX + HEADER_PX
+        fig = Figure(figsize=(WIDTH_IN, WIDTH_IN * height_px / WIDTH_PX), dpi=100)
         place = fig.add_axes
         top = 1 - HEADER_PX / height_px
         start, end = results.attrs.get("start"), results.attrs.get("end")
         span = f"   {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC" if start is not None else ""
-        fig.suptitle(f"{dashboard.title}{span}", x=0.01, y=1 - 8 / height_px, ha="left", va="top",
-                     fontsize=12, fontweight="bold")
+        fig.suptitle(f"{dashboard.title}{span}\n{REDRAW_NOTE}", x=0.01, y=1 - 6 / height_px, ha="left", va="top",
+                     fontsize=12, fontweight="bold", linespacing=1.3)
     frames = results.attrs.get("frames", {})
     unit_h = top / height
     px_w, px_h = 1 / width_px, 1 / height_px    # one pixel in axes fractions
@@ -83,11 +90,13 @@ def render_image(dashboard: Dashboard, results: pd.DataFrame, path_or_ax: Any = 
                 fig.text(0.005, fig_y, panel.title, fontsize=11, fontweight="bold", va="center")
             continue
         # Room inside the grid cell for the title above and the tick labels left and below.
-        left, right, below, above = 52 * px_w, 10 * px_w, 30 * px_h, 22 * px_h
+        axes = panel.type in ("timeseries", "graph")  # a stat or text panel has no ticks to make room for
+        left, right, below, above = (110 if axes else 14) * px_w, 14 * px_w, 62 * px_h, 38 * px_h
         rect = [x / COLS + left, top - (y + h) * unit_h + below,
                 w / COLS - left - right, h * unit_h - below - above]
         ax = place(rect)
-        ax.set_title(panel.title, fontsize=9, loc="left")
+        chars = int(rect[2] * WIDTH_IN * 72 / (0.6 * TEXT_PT))  # what fits the panel's width at TEXT_PT
+        ax.set_title(textwrap.fill(panel.title, max(chars, 12)), fontsize=TEXT_PT, loc="left")
         rows = results[results["panel_id"] == panel.id] if len(results) else results
         errors = [f"{r.ref_id}: {r.error}" for r in rows.itertuples() if r.status != "PASS"]
         data = [(t, frames.get((panel.id, t.ref_id))) for t in panel.targets]
@@ -103,7 +112,7 @@ def render_image(dashboard: Dashboard, results: pd.DataFrame, path_or_ax: Any = 
             ax.text(0.5, 0.5, f"{panel.type}: {sum(_n_series(f) for _, f in data)} series", ha="center",
                     va="center", transform=ax.transAxes)
         if errors:
-            ax.text(0.5, 0.5, "\n".join(errors)[:300], ha="center", va="center", color="#c4162a", fontsize=8,
+            ax.text(0.5, 0.5, "\n".join(errors)[:300], ha="center", va="center", color="#c4162a", fontsize=TEXT_PT,
                     transform=ax.transAxes, wrap=True)
     if path_or_ax is not None and not isinstance(path_or_ax, Axes):
         fig.savefig(Path(path_or_ax))
@@ -156,18 +165,38 @@ def _timeseries(ax: Any, panel: Panel, data: list[tuple[Any, pd.DataFrame]], thr
                    f"threshold {value:g}")
     if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
-    locator = mdates.AutoDateLocator()
+    locator = mdates.AutoDateLocator(maxticks=6)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))  # the header has the dates
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel("UTC", fontsize=TEXT_PT, labelpad=1)
+    ax.tick_params(labelsize=TEXT_PT)
     ax.grid(True, alpha=0.3)
-    if n or limits:  # headroom above the data and thresholds for the legend
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, high + 0.25 * (high - low))
+    _limits(ax, [f["value"] for _, f in data], limits, ratio=percent)
     if n or limits:
-        ax.legend(fontsize=6, loc="upper left", ncols=2, frameon=False)
+        ax.legend(fontsize=TEXT_PT, loc="best", ncols=2, frameon=True, framealpha=0.8, edgecolor="none",
+                  handlelength=1.2, columnspacing=0.8, borderaxespad=0.2, labelspacing=0.2)
     if not n:
         ax.text(0.5, 0.5, "No data", ha="center", va="center", transform=ax.transAxes, color="#888888")
+
+
+def _limits(ax: Any, values: list[pd.Series], lines: list[float], *, ratio: bool) -> None:
+    """Axis limits that mean something: a ratio never above 100 %, a count never below 0.
+
+    Matplotlib pads around the data, which drew R up to 102.5 %, coverage to 108 % and
+    stale reads from -0.04; a flat line at 0 gets 0 to 1.
+    """
+    finite = pd.concat([*values, pd.Series(lines, dtype=float)]).dropna()
+    if not len(finite):
+        return
+    low, high = ax.get_ylim()
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo >= 0:
+        low = 0.0 if lo == hi else max(low, 0.0)
+    if lo == hi == 0:
+        high = 1.0
+    elif ratio and hi <= 1:
+        high = min(high, 1.0)
+    ax.set_ylim(low, high)
 
 
 def _reduce(panel: Panel, values: pd.Series) -> float:
@@ -231,4 +260,4 @@ def _step_colour(panel: Panel, value: float) -> str:
 def _text(ax: Any, panel: Panel) -> None:
     ax.set_axis_off()
     content = str((panel.raw.get("options") or {}).get("content") or panel.raw.get("content") or "")
-    ax.text(0.01, 0.95, content[:400], ha="left", va="top", transform=ax.transAxes, fontsize=7, wrap=True)
+    ax.text(0.01, 0.95, content[:400], ha="left", va="top", transform=ax.transAxes, fontsize=TEXT_PT, wrap=True)
