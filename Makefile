@@ -34,9 +34,10 @@ test-fast: setup
 	$(BIN)/lint-imports
 	LOVE_TEST_NO_PROMETHEUS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests
 
-## JupyterLab with this project's kernel and the notebooks ready to run.
+## JupyterLab with this project's kernel and the notebooks ready to run (as root too: the fresh-machine route).
+## e.g. LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888" on a server.
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 ## Benchmarks (tables as in benchmarks/RESULTS.md); e.g. BENCH_ARGS="--quick --only pushdown".
 bench: setup

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reliability.analysis import measure
-from reliability.analysis.budget import BURN_RATE_ALERTS, BURN_RATE_WINDOWS, BurnRateAlert
+from reliability.analysis.budget import BURN_RATE_ALERTS, BURN_RATE_WINDOWS, BurnRateAlert, ErrorBudget, error_budget
 from reliability.errors import ConfigurationError, NoDataError
 from reliability.source.prom import PrometheusClient
 from reliability.source.frames import utc
@@ -84,44 +84,32 @@ def worst_windows(buckets: pd.DataFrame, *, n: int = 5, min_requests: float = 10
 
 @dataclass(frozen=True, eq=False)
 class BudgetBurndown:
-    """Cumulative spend of a ``period``-day error budget over the observed history.
+    """Cumulative spend of the error budget of the observed history.
 
-    The budget is ``(1 - slo)`` of the requests the period would carry at the observed average
-    traffic: ``allowed = (1 - slo) * requests * period / observed``. ``frame`` holds per bucket
-    ``time``, ``consumed`` (cumulative 5xx / allowed), ``remaining`` (1 - consumed) and
-    ``sustainable`` (the fraction of the period elapsed: spending faster than this line
-    exhausts the budget before the period ends).
+    The budget is the one of :func:`reliability.analysis.budget.error_budget`: ``(1 - slo)`` of the
+    history's requests (``budget`` holds it, with the days of data). ``frame`` holds per bucket
+    ``time``, ``consumed`` (cumulative 5xx over the budget), ``remaining`` (1 - consumed) and
+    ``sustainable`` (the share of the history's requests served so far: a 5xx ratio of exactly
+    ``1 - slo`` would follow this line and end at 100 %).
     """
 
     frame: pd.DataFrame
-    slo: float
-    period_days: float
-    observed_days: float
-    allowed_errors: float
-    errors: float
+    budget: ErrorBudget
 
     @property
     def consumed(self) -> float:
-        """Share of the period's budget spent by the end of the history."""
-        return self.errors / self.allowed_errors
-
-    @property
-    def exhaustion_days(self) -> float:
-        """Days until the whole budget is gone at the observed average burn (inf without errors)."""
-        return self.observed_days / self.consumed if self.consumed > 0 else float("inf")
+        """Share of the budget spent by the end of the history."""
+        return float(self.budget.consumed)
 
     @property
     def summary(self) -> pd.DataFrame:
-        return pd.DataFrame([{
-            "slo": self.slo, "period days": self.period_days, "observed days": self.observed_days,
-            "allowed 5xx": self.allowed_errors, "5xx": self.errors, "consumed": self.consumed,
-            "sustainable by now": self.observed_days / self.period_days,
-            "days to exhaustion": self.exhaustion_days,
-        }])
+        b = self.budget
+        return pd.DataFrame([{"slo": b.slo, "days of data": b.days, "requests": b.requests,
+                              "allowed 5xx": b.allowed_errors, "5xx": b.errors, "consumed": b.consumed,
+                              "remaining": b.remaining}])
 
 
-def budget_burndown(buckets: pd.DataFrame, *, slo: float = 0.98, period_days: float = 30.0,
-                    bucket: float = 3600.0) -> BudgetBurndown:
+def budget_burndown(buckets: pd.DataFrame, *, slo: float = 0.98, bucket: float = 3600.0) -> BudgetBurndown:
     """The error-budget burn-down from overall bucket counts (``time``, ``requests``, ``errors``)."""
     if not 0 < slo < 1:
         raise ConfigurationError(f"slo must lie in (0, 1), e.g. 0.98, got {slo!r}")
@@ -130,13 +118,12 @@ def budget_burndown(buckets: pd.DataFrame, *, slo: float = 0.98, period_days: fl
     if frame.empty or requests <= 0:
         raise NoDataError("no requests in the history: there is no error budget to burn down")
     first = frame["time"].iloc[0] - pd.Timedelta(seconds=bucket)
-    observed = (frame["time"].iloc[-1] - first).total_seconds() / 86400
-    allowed = (1 - slo) * requests * period_days / observed
-    elapsed = (frame["time"] - first).dt.total_seconds() / 86400
-    consumed = frame["errors"].cumsum() / allowed
+    days = (frame["time"].iloc[-1] - first).total_seconds() / 86400
+    budget = error_budget(requests, errors, slo=slo, days=days)
+    consumed = frame["errors"].cumsum() / budget.allowed_errors
     out = pd.DataFrame({"time": frame["time"], "consumed": consumed, "remaining": 1 - consumed,
-                        "sustainable": elapsed / period_days})
-    return BudgetBurndown(out, float(slo), float(period_days), float(observed), float(allowed), errors)
+                        "sustainable": frame["requests"].cumsum() / requests})
+    return BudgetBurndown(out, budget)
 
 
 # --------------------------------------------------------------------------- queries

@@ -8,6 +8,7 @@ registers its own ``atexit`` stop and a SIGTERM handler, so it goes away with th
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from reliability.source import from_env
@@ -51,3 +52,46 @@ def stop() -> None:
     if _SERVER is not None:
         _SERVER.stop()
         _SERVER = None
+
+
+#: The incident log ``alert_design`` judges alerts against (see the README, "Alert design on your Prometheus").
+INCIDENT_FIELDS = ("name", "start", "end")
+
+
+def load_incidents(path: str | Path) -> list[dict[str, Any]]:
+    """The incidents of a log: CSV with a ``name,start,end`` header, or JSON (a list, or ``{"incidents": [...]}``).
+
+    Times are ISO 8601 with a zone (``2025-10-24T10:05:00Z``). Each incident is when users were
+    hurt, from your postmortems or status page, not when an alert fired: the backtest measures
+    alerts against it. The bundled ``data/ground-truth.json`` is such a log.
+    """
+    import csv
+    import json
+
+    from reliability.errors import ConfigurationError
+    from reliability.times import parse_time
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigurationError(f"incident log {file}: no such file; give a CSV (name,start,end) or JSON log")
+    text = file.read_text(encoding="utf-8")
+    try:
+        rows = json.loads(text) if file.suffix.lower() == ".json" else list(csv.DictReader(text.splitlines()))
+    except ValueError as exc:
+        raise ConfigurationError(f"incident log {file} is not valid JSON ({exc})") from None
+    rows = rows.get("incidents") if isinstance(rows, dict) else rows
+    if not isinstance(rows, list):
+        raise ConfigurationError(f"incident log {file}: expected a list of incidents or {{\"incidents\": [...]}}")
+    incidents = []
+    for number, row in enumerate(rows, start=1):
+        missing = [f for f in INCIDENT_FIELDS if not isinstance(row, dict) or not str(row.get(f) or "").strip()]
+        if missing:
+            raise ConfigurationError(f"incident log {file}, incident {number}: no {', '.join(missing)}; every "
+                                     f"incident needs {', '.join(INCIDENT_FIELDS)}")
+        start = parse_time(str(row["start"]), name=f"incident {number} start")
+        end = parse_time(str(row["end"]), name=f"incident {number} end")
+        if end <= start:
+            raise ConfigurationError(f"incident log {file}, incident {number} ({row['name']}): end {row['end']} "
+                                     f"is not after start {row['start']}")
+        incidents.append({**row, "name": str(row["name"]), "start": start.isoformat(), "end": end.isoformat()})
+    return incidents

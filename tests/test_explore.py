@@ -9,6 +9,7 @@ import pytest
 
 from conftest import ts
 from reliability import explore
+from reliability.analysis.budget import error_budget
 from reliability.analysis import measure
 from reliability.analysis.alerts import backtest, evaluation_times, load_rules
 from reliability.errors import ConfigurationError, NoDataError
@@ -55,16 +56,16 @@ def test_worst_windows_skip_quiet_buckets_and_give_bucket_bounds() -> None:
         explore.worst_windows(frame, n=0)
 
 
-def test_budget_burndown_sizes_the_budget_from_observed_traffic() -> None:
-    # 48 hours, 1000 requests and 2 errors an hour: 2 days observed of a 30-day period.
+def test_budget_burndown_is_the_error_budget_of_the_days_of_data() -> None:
+    # 48 hours, 1000 requests and 2 errors an hour: 2 % of 48,000 requests may fail.
     frame = hourly([(h, 1000.0, 2.0) for h in range(48)])
-    burn = explore.budget_burndown(frame, slo=0.98, period_days=30)
-    assert burn.observed_days == pytest.approx(2.0)
-    assert burn.allowed_errors == pytest.approx(0.02 * 48_000 * 15)
-    assert burn.consumed == pytest.approx(96 / 14_400)
+    burn = explore.budget_burndown(frame, slo=0.98)
+    assert burn.budget == error_budget(48_000, 96, slo=0.98, days=2.0)  # the one definition
+    assert burn.budget.days == pytest.approx(2.0)
+    assert burn.consumed == pytest.approx(96 / 960)
     assert burn.frame["consumed"].iloc[-1] == pytest.approx(burn.consumed)
-    assert burn.frame["sustainable"].iloc[-1] == pytest.approx(2 / 30)
-    assert burn.exhaustion_days == pytest.approx(2 / burn.consumed)
+    assert burn.frame["sustainable"].iloc[-1] == pytest.approx(1.0)  # a 2 % ratio spends it exactly
+    assert "10.0% of the error budget of 2.0 days of data consumed" in burn.budget.describe()
     with pytest.raises(NoDataError):
         explore.budget_burndown(hourly([(0, 0.0, 0.0)]))
 
@@ -206,10 +207,10 @@ def test_the_worst_hour_holds_the_incident(hours, truth) -> None:
 @pytest.mark.prometheus
 def test_budget_burndown_spends_the_histories_5xx(hours, truth) -> None:
     full = truth["windows"]["full"]["total"]
-    burn = explore.budget_burndown(hours, slo=0.98, period_days=30)
-    assert close(burn.errors, full["errors_5xx"])
-    assert burn.observed_days == pytest.approx(14.0)
-    assert burn.consumed == pytest.approx(full["errors_5xx"] / (0.02 * full["requests"] * 30 / 14), rel=0.02)
+    burn = explore.budget_burndown(hours, slo=0.98)
+    assert close(burn.budget.errors, full["errors_5xx"])
+    assert burn.budget.days == pytest.approx(14.0)
+    assert burn.consumed == pytest.approx(full["errors_5xx"] / (0.02 * full["requests"]), rel=0.02)
 
 
 @pytest.mark.prometheus
@@ -285,3 +286,40 @@ def test_lab_connect_uses_prometheus_url_else_starts_and_stops_its_own(monkeypat
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_hour_heatmap_shows_the_normal_pattern_beside_the_incident() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reliability.report.explore_figures import hour_heatmap
+
+    # Normal hours at 0.05-0.4 %, one incident hour at 5 %: on a linear scale all normal hours look alike.
+    pivot = pd.DataFrame({"/a": [0.0005, 0.002, 0.004, 0.05], "/b": [0.0, 0.001, 0.003, 0.002]}, index=[0, 6, 12, 13])
+    ax = hour_heatmap(pivot)
+    image = ax.get_images()[0]
+    shade = image.norm(np.array([0.05, 0.4, 5.0]))  # in %
+    assert shade[1] - shade[0] > 0.3 and shade[2] - shade[1] > 0.2, shade  # three clearly different shades
+    plt.close(ax.figure)
+
+
+def test_an_incident_log_is_read_from_csv_or_json_and_bad_rows_are_named(tmp_path) -> None:
+    from reliability import lab
+    from reliability.paths import GROUND_TRUTH
+
+    bundled = lab.load_incidents(GROUND_TRUTH)
+    assert bundled and all({"name", "start", "end"} <= set(i) for i in bundled)
+    log = tmp_path / "postmortems.csv"
+    log.write_text("name,start,end\ndb outage,2025-10-24T10:05:00Z,2025-10-24T10:45:00Z\n")
+    (one,) = lab.load_incidents(log)
+    assert one == {"name": "db outage", "start": "2025-10-24T10:05:00+00:00", "end": "2025-10-24T10:45:00+00:00"}
+    log.write_text("name,start,end\ndb outage,2025-10-24T10:05:00Z,\n")
+    with pytest.raises(ConfigurationError, match=r"postmortems.csv, incident 1: no end"):
+        lab.load_incidents(log)
+    log.write_text("name,start,end\nbackwards,2025-10-24T11:00:00Z,2025-10-24T10:00:00Z\n")
+    with pytest.raises(ConfigurationError, match="is not after start"):
+        lab.load_incidents(log)
+    with pytest.raises(ConfigurationError, match="no such file"):
+        lab.load_incidents(tmp_path / "missing.csv")

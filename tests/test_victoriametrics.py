@@ -15,8 +15,9 @@ Tolerances, and why (measured on the bundled history, canary window, by version)
   by at most one scrape's traffic per born series: v1.9.1 requests 152,323 (= the
   generator's truth) vs 152,260.1, i.e. 0.04 %; 5xx equal (645). Asserted: requests
   within 1 %, VictoriaMetrics never below Prometheus, and 5xx within 1 % or 5.
-* R over the window: 0.99712376 vs 0.99712364 (difference 1.2e-7). Asserted < 1e-4,
-  two orders of magnitude inside the 2 % budget's resolution.
+* R over the window, all versions: 0.99712376 vs 0.99712364 (difference 1.2e-7); v1.9.1's
+  own R (the gate's figure): 0.99576558 vs 0.99576383 (1.8e-6). Asserted < 1e-4, two orders
+  of magnitude inside the 2 % budget's resolution.
 * The 5-minute ratio series evaluated on scrape times (``ratio_series``' default 60 s
   step from a whole minute): identical (< 1e-9) except in the first 5 minutes after a
   series is born, where the same first-sample rule differs (v1.9.1 at 09:01: 1.74 % vs
@@ -115,9 +116,15 @@ def test_window_r_agrees_with_prometheus(vm_client, client, window) -> None:
     for name, c in (("prometheus", client), ("victoriametrics", vm_client)):
         f = measure.totals(c, start, end)
         r[name] = 1 - f["errors"].sum() / f["requests"].sum()
-    print(f"R over {WINDOW}: Prometheus {r['prometheus']:.8f}, VictoriaMetrics {r['victoriametrics']:.8f}")
+    print(f"R over {WINDOW}, all versions: Prometheus {r['prometheus']:.8f}, VictoriaMetrics {r['victoriametrics']:.8f}")
     assert abs(r["prometheus"] - r["victoriametrics"]) < 1e-4
     assert r["victoriametrics"] > 0.98
+    # The gate's own figure is the candidate's R, not the all-versions one.
+    for name, c in (("prometheus", client), ("victoriametrics", vm_client)):
+        f = measure.totals(c, start, end, selector='version="v1.9.1"')
+        r[name] = 1 - f["errors"].sum() / f["requests"].sum()
+    print(f"R over {WINDOW}, v1.9.1: Prometheus {r['prometheus']:.8f}, VictoriaMetrics {r['victoriametrics']:.8f}")
+    assert abs(r["prometheus"] - r["victoriametrics"]) < 1e-4
 
 
 def _ratio_pair(client, vm_client, window, **options) -> pd.DataFrame:

@@ -1,6 +1,9 @@
 """Error budget and burn rates, so we see how fast the 2 % allowance is spent, not only whether.
 
-With an SLO of R >= 0.98 the error budget is 2 % of requests. A burn rate is the observed 5xx
+One definition everywhere (the report, the dashboard, the exploration notebook), as Sloth and
+Pyrra define it: with an SLO of R >= 0.98 the error budget of a stretch of history is 2 % of
+its requests, and the share spent is its 5xx over that allowance. Every figure says which days
+of data it covers, since a "30-day" budget over a week of monitoring is a week's budget. A burn rate is the observed 5xx
 ratio over a window divided by that allowance: 1 spends the budget exactly over the SLO period,
 14.4 spends 2 % of a 30-day budget in one hour. The multi-window alert pairs below follow the
 Google SRE Workbook ("Alerting on SLOs"): a pair burns when both its long and its short window
@@ -63,6 +66,7 @@ class ErrorBudget:
     allowed_errors: float
     consumed: float
     remaining: float
+    days: float | None = None  # the days of data the counts cover, when known
 
     @property
     def overspent(self) -> bool:
@@ -74,8 +78,14 @@ class ErrorBudget:
         """One-row table of every field."""
         return pd.DataFrame([asdict(self) | {"overspent": self.overspent}])
 
+    def describe(self) -> str:
+        """The figure in words, with what it covers: "14.7% of the error budget of 14.0 days of data"."""
+        days = f" of {self.days:.1f} days of data" if self.days is not None else ""
+        return (f"{self.consumed:.1%} of the error budget{days} consumed ({self.errors:,.0f} 5xx of "
+                f"{self.allowed_errors:,.0f} allowed: {1 - self.slo:.0%} of {self.requests:,.0f} requests)")
 
-def error_budget(requests: float, errors: float, *, slo: float = 0.98) -> ErrorBudget:
+
+def error_budget(requests: float, errors: float, *, slo: float = 0.98, days: float | None = None) -> ErrorBudget:
     """Spend of the error budget in a window: allowed 5xx are ``(1 - slo) * requests``.
 
     Parameters
@@ -84,6 +94,8 @@ def error_budget(requests: float, errors: float, *, slo: float = 0.98) -> ErrorB
         All requests and the 5xx among them in the window.
     slo
         Target for R; the budget is the complement.
+    days
+        How many days of data the counts cover (carried into :meth:`ErrorBudget.describe`).
 
     Returns
     -------
@@ -107,7 +119,7 @@ def error_budget(requests: float, errors: float, *, slo: float = 0.98) -> ErrorB
         raise ValueError(f"need 0 <= errors <= requests, got errors={errors}, requests={requests}")
     allowed = (1 - slo) * requests
     consumed = errors / allowed
-    return ErrorBudget(requests, errors, slo, allowed, consumed, 1 - consumed)
+    return ErrorBudget(requests, errors, slo, allowed, consumed, 1 - consumed, days)
 
 
 def burn_rate(error_ratio: float, *, slo: float = 0.98) -> float:

@@ -90,6 +90,22 @@ def totals(client: PrometheusClient, start: datetime, end: datetime, *,
     return frame
 
 
+def first_seen(client: PrometheusClient, start: datetime, end: datetime, *,
+               selector: str | Sequence[str] | None = None) -> datetime | None:
+    """When the service's requests first appear in [start, end] (to about 1/720 of it), or None.
+
+    A budget "over the last 30 days" of a service monitored for a week covers a week; this says so.
+    One instant query: a subquery of the summed series' timestamps, never the raw series.
+    """
+    seconds = window_seconds(start, end)
+    resolution = format_duration(max(60.0, math.ceil(seconds / 720 / 60) * 60))
+    q = f"min_over_time(timestamp(sum({_sel(selector)}))[{format_duration(seconds)}:{resolution}])"
+    frame = client.query(q, utc(end))
+    if frame.empty or not math.isfinite(float(frame["value"].iloc[0])):
+        return None
+    return pd.Timestamp(float(frame["value"].iloc[0]), unit="s", tz="UTC").to_pydatetime()
+
+
 def ratio_query(*, selector: str | Sequence[str] | None = None, by: Sequence[str] = (), rate_window: str = "5m") -> str:
     """The seed alert's 5xx ratio, optionally per group; a group with traffic but no 5xx is 0."""
     grp = _by(by)

@@ -197,18 +197,21 @@ def budget(p: ProofParams, client: PrometheusClient) -> tuple[BudgetSection, lis
     sel = parse_selector(p.selector)
     tot = measure.totals(client, start, p.end, selector=sel)
     slo = p.threshold
-    b = error_budget(float(tot["requests"].sum()), float(tot["errors"].sum()), slo=slo)
+    first = measure.first_seen(client, start, p.end, selector=sel) or start
+    covered = (p.end - max(first, start)).total_seconds() / 86400
+    b = error_budget(float(tot["requests"].sum()), float(tot["errors"].sum()), slo=slo, days=covered)
     rates = burn_rates(measure.burn_ratios(client, p.end, selector=sel), slo=slo)
-    text = (f"Error budget ({1 - slo:.0%} of requests over the {days:g} days before the window end, "
-            f"all versions): {b.errors:,.0f} 5xx of {b.allowed_errors:,.0f} allowed — "
+    text = (f"Error budget ({1 - slo:.0%} of the requests of the {days:g} days before the window end, all versions; "
+            f"the data covers {covered:.1f} of those days, from {max(first, start):%Y-%m-%d %H:%M} UTC): "
+            f"{b.errors:,.0f} 5xx of {b.allowed_errors:,.0f} allowed — "
             f"**{b.consumed:.1%} consumed, {b.remaining:.1%} remaining**.")
     burning = rates[rates["status"] == "burning"]
     if len(burning) or b.overspent:
         what = ", ".join(f"{r.severity} {r.short_window}/{r.long_window}" for r in burning.itertuples())
-        detail = f"{b.consumed:.1%} of the budget consumed" + (f"; burning: {what}" if what else "; overspent")
+        detail = b.describe() + (f"; burning: {what}" if what else "; overspent")
         return BudgetSection(b, rates, days, text), [Check("Error budget", Status.WARN, False, detail)]
     return BudgetSection(b, rates, days, text), [
-        Check("Error budget", Status.PASS, False, f"{b.consumed:.1%} of the {days:g}-day budget consumed, no burn-rate alert pair burning")]
+        Check("Error budget", Status.PASS, False, f"{b.describe()}; no burn-rate alert pair burning")]
 
 
 def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:

@@ -19,6 +19,7 @@ def _dates(ax: Any) -> None:
     import matplotlib.dates as mdates
 
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
+    ax.set_xlabel("time (UTC)")
 
 
 def r_over_time(frame: pd.DataFrame, *, by: str, slo: float = 0.98, title: str = "", ax: Any = None) -> Any:
@@ -29,36 +30,51 @@ def r_over_time(frame: pd.DataFrame, *, by: str, slo: float = 0.98, title: str =
     ax.axhline(slo, color="#cf222e", ls="--", lw=1, label=f"SLO {slo}")
     ax.set_ylabel("R = 1 - 5xx share")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower left", ncol=4)
+    ax.legend(fontsize=8, loc="lower left", ncol=4)
     ax.grid(alpha=0.3)
+    ax.set_ylim(top=1.0)  # R is a share: never above 100 %
     _dates(ax)
     ax.figure.tight_layout()
     return ax
 
 
 def hour_heatmap(pivot: pd.DataFrame, *, title: str = "", ax: Any = None) -> Any:
-    """Hour of day (rows) by group (columns), colour = 5xx ratio in %; empty hours left blank."""
+    """Hour of day (rows) by group (columns), colour = 5xx ratio in %; empty hours left blank.
+
+    The colour scale is logarithmic: on a linear one an incident hour (a few %) turns every normal
+    hour (a few tenths of a %) the same pale colour, hiding the daily pattern beside it.
+    """
+    import numpy as np
+    from matplotlib.colors import LogNorm
+    from matplotlib.ticker import FuncFormatter
+
     ax = _axes(ax, (9, 6))
-    image = ax.imshow(pivot.to_numpy(dtype=float) * 100, aspect="auto", cmap="Reds", interpolation="nearest")
-    ax.set_xticks(range(len(pivot.columns)), [str(c) for c in pivot.columns], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(len(pivot.index)), [f"{h:02d}:00" for h in pivot.index], fontsize=7)
+    values = pivot.to_numpy(dtype=float) * 100
+    positive = values[np.isfinite(values) & (values > 0)]
+    low = max(float(np.nanpercentile(positive, 1)), 1e-3) if positive.size else 1e-3
+    high = max(float(positive.max()) if positive.size else 1.0, low * 10)
+    shown = np.where(np.isfinite(values), np.clip(values, low, None), np.nan)  # 0 % at the scale's floor
+    image = ax.imshow(shown, aspect="auto", cmap="Reds", interpolation="nearest", norm=LogNorm(low, high))
+    ax.set_xticks(range(len(pivot.columns)), [str(c) for c in pivot.columns], rotation=30, ha="right", fontsize=9)
+    ax.set_yticks(range(len(pivot.index)), [f"{h:02d}:00" for h in pivot.index], fontsize=8)
     ax.set_ylabel("hour of day (local)")
     ax.set_title(title, fontsize=10)
-    ax.figure.colorbar(image, ax=ax, label="5xx ratio (%)")
+    bar = ax.figure.colorbar(image, ax=ax, label="5xx ratio (%, log scale)")
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g} %"))
     ax.figure.tight_layout()
     return ax
 
 
 def burndown(result: Any, *, ax: Any = None) -> Any:
-    """Budget consumed over time (:class:`explore.BudgetBurndown`) against the sustainable pace."""
+    """Budget consumed over time (:class:`explore.BudgetBurndown`) against the pace that spends it exactly."""
     ax = _axes(ax, (10, 3.2))
-    f = result.frame
+    f, b = result.frame, result.budget
     ax.plot(f["time"], f["consumed"] * 100, color="#1f6feb", lw=1.5, label="budget consumed")
     ax.plot(f["time"], f["sustainable"] * 100, color="#57606a", ls="--", lw=1,
-            label=f"sustainable pace ({result.period_days:g} days)")
-    ax.set_ylabel(f"% of the {result.period_days:g}-day budget")
-    ax.set_title(f"Error budget burn-down (SLO {result.slo}, budget {1 - result.slo:.0%} of requests)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+            label=f"a 5xx ratio of exactly {1 - b.slo:.0%}")
+    ax.set_ylabel("% of the error budget")
+    ax.set_title(f"Error budget burn-down: {1 - b.slo:.0%} of the requests of {b.days:.1f} days of data", fontsize=10)
+    ax.legend(fontsize=9, loc="upper left")
     ax.grid(alpha=0.3)
     ax.set_ylim(bottom=0)
     _dates(ax)
