@@ -22,6 +22,7 @@ from reliability.analysis.breakers import (
     CircuitBreaker,
     CircuitOpenError,
     RateBasedBreaker,
+    breaker_stats,
     trip_stats,
     whatif,
 )
@@ -69,7 +70,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlertRule", "Backtest", "BreakerStats", "CacheResult", "CircuitBreaker", "CircuitOpenError",
-    "RateBasedBreaker", "trip_stats", "whatif", "Check", "Comparison", "ConfigurationError", "DataFileError",
+    "RateBasedBreaker", "breaker_stats", "trip_stats", "whatif", "Check", "Comparison", "ConfigurationError", "DataFileError",
     "DataQuality", "DataQualityWarning", "GateFailed", "EmbeddedPrometheus", "ErrorBudget", "InsufficientDataWarning",
     "JUnitResult", "MissingBinaryError", "NoDataError", "PrometheusClient", "PrometheusError",
     "PrometheusQueryError", "PrometheusUnavailable", "Proof", "ProofParams", "RBound", "ReliabilityError",

@@ -118,7 +118,8 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
 
     PrometheusClient(url)  # the URL is checked (scheme, host, no credentials in it) before any work
     ProofParams(start=start, end=end, candidate=args.candidate, selector=selector, confidence=confidence,
-                version_label=settings.version_label, partial_scope=args.partial_scope)
+                version_label=settings.version_label, partial_scope=args.partial_scope,
+                dependencies=tuple(args.dependency or settings.dependencies))
     for j in args.junit:
         if not Path(j).is_file():
             raise ConfigurationError(f"--junit {j}: no such file")
@@ -144,6 +145,7 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
               "stable": stable, "selector": selector, "confidence": confidence,
               "version_label": settings.version_label, "junit": junit, "partial_scope": args.partial_scope,
+              "dependencies": list(args.dependency or settings.dependencies),
               "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files,
               "lang": args.lang, **({"build": args.build} if args.build else {})}
     return params, out, stable_file
@@ -203,7 +205,8 @@ def cmd_prometheus(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from reliability import scaffold
 
-    written = scaffold.init(Path(args.dir).resolve(), job=args.job, selector=args.selector, force=args.force)
+    written = scaffold.init(Path(args.dir).resolve(), job=args.job, selector=args.selector, force=args.force,
+                            **({"dependencies": tuple(args.dependency)} if args.dependency else {}))
     for f in written:
         print(f"  wrote {f}")
     print(f"Scaffolded {len(written)} files for job {args.job!r}. Next: promtool test rules "
@@ -266,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partial-scope", action="store_true",
                    help="allow a selector on status, route, method, instance, version... (a slice of the "
                         "traffic); the verdict is then at best INCONCLUSIVE")
+    p.add_argument("--dependency", action="append", metavar="BREAKER",
+                   help="an external service the backend calls, by its breaker label; repeat for each (default: "
+                        "the settings' dependencies, else db, auth, realtime, storage)")
     p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
     p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
     p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
@@ -302,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", nargs="?", default=".", help="the repository (default: the current directory)")
     p.add_argument("--job", required=True, help="the Prometheus job label of the service, e.g. love-backend")
     p.add_argument("--selector", help="more label matchers naming the service (default: job=\"<job>\")")
+    p.add_argument("--dependency", action="append", metavar="BREAKER",
+                   help="an external service the backend calls, by its breaker label; repeat for each "
+                        "(default: db, auth, realtime, storage)")
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
     p.set_defaults(func=cmd_init)
     return parser

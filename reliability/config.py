@@ -12,13 +12,13 @@ from typing import Any
 
 from reliability import paths
 from reliability.errors import ConfigurationError
+from reliability.gate.params import DEFAULT_DEPENDENCIES  # the directive's four, as breaker names
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_DEPENDENCIES = ("database", "auth", "realtime", "storage")  # the directive's four
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,15 @@ CONTRACT = ("http_requests_total", "up", "circuit_breaker_state", "circuit_break
 _EXPR = re.compile(r"^(?P<indent>\s*)expr: (?P<expr>.+)$", re.M)
 
 
-def init(directory: Path, *, job: str, selector: str | None = None, force: bool = False) -> list[Path]:
+def init(directory: Path, *, job: str, selector: str | None = None, force: bool = False,
+         dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES) -> list[Path]:
     """Write the scaffold into ``directory``; the written paths. Refuses to overwrite unless ``force``."""
     if not re.fullmatch(r"[A-Za-z0-9_.:-]+", job or ""):
         raise ConfigurationError(f"--job {job!r}: use the Prometheus job label value (letters, digits, . _ : -)")
     scope = parse_selector(selector) if selector else [matcher("job", job)]
     if not any(m.startswith("job=") for m in scope):
         scope = [matcher("job", job), *scope]
-    files = _render(job, scope)
+    files = _render(job, scope, tuple(dependencies))
     targets = {directory / rel: text for rel, text in files.items()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
@@ -45,7 +46,7 @@ def init(directory: Path, *, job: str, selector: str | None = None, force: bool 
     return list(targets)
 
 
-def _render(job: str, scope: list[str]) -> dict[str, str]:
+def _render(job: str, scope: list[str], dependencies: tuple[str, ...]) -> dict[str, str]:
     src = paths.MONITORING
     selector = ",".join(scope)
     out = {
@@ -55,7 +56,7 @@ def _render(job: str, scope: list[str]) -> dict[str, str]:
         "monitoring/grafana-dashboard.json": _dashboard(job),
         "monitoring/METRICS.md": (src / "METRICS.md").read_text(),
         "monitoring/tests/scope.yml": _scope_test(job),
-        paths.CONFIG_NAME: _settings(job, selector),
+        paths.CONFIG_NAME: _settings(job, selector, dependencies),
         ".github/workflows/deploy-gate.yml": _github(),
         ".gitlab/deploy-gate.yml": _gitlab(),
         paths.LAST_STABLE_NAME: "",
@@ -208,8 +209,8 @@ tests:
 """
 
 
-def _settings(job: str, selector: str) -> str:
-    deps = ", ".join(json.dumps(d) for d in DEFAULT_DEPENDENCIES)
+def _settings(job: str, selector: str, dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES) -> str:
+    deps = ", ".join(json.dumps(d) for d in dependencies)
     return f"""# love-reliability: this repository's deploy gate (`reliability proof` reads this file;
 # command-line options win). Credentials never go here: PROMETHEUS_URL and the token come
 # from the environment.
@@ -220,7 +221,8 @@ rules = "monitoring/alerts.yml"
 dashboard = "monitoring/grafana-dashboard.json"
 junit = ["test-results/*.xml"]
 confidence = 0.95
-# The external services the backend calls; each must have a circuit breaker that saw calls.
+# The external services the backend calls, by their breaker label; each must have a circuit
+# breaker that saw calls in the window, or the gate says NO-GO naming the service.
 dependencies = [{deps}]
 """
 

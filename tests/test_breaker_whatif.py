@@ -145,9 +145,12 @@ def test_intervals_from_calls_shifts_to_interval_start_and_counts_rejected() -> 
     t = pd.to_datetime(["2025-10-15T00:00:30Z", "2025-10-15T00:01:00Z"])
     frame = pd.DataFrame({"breaker": "db", "outcome": ["success", "failure", "rejected", "success"],
                           "time": [t[0], t[0], t[1], t[1]], "value": [18.0, 2.0, 5.0, 15.0]})
-    iv = intervals_from_calls(frame, breaker="db")
+    iv = intervals_from_calls(frame, breaker="db")  # rejected calls kept apart: the what-if imputes them
     assert iv["time"].tolist() == [pd.Timestamp("2025-10-15T00:00:00Z"), pd.Timestamp("2025-10-15T00:00:30Z")]
-    assert iv["calls"].tolist() == [20.0, 20.0] and iv["failures"].tolist() == [2.0, 5.0]
+    assert iv["calls"].tolist() == [20.0, 15.0] and iv["failures"].tolist() == [2.0, 0.0]
+    assert iv["rejected"].tolist() == [0.0, 5.0]
+    failed = intervals_from_calls(frame, breaker="db", rejected="failure")
+    assert failed["calls"].tolist() == [20.0, 20.0] and failed["failures"].tolist() == [2.0, 5.0]
     dropped = intervals_from_calls(frame, rejected="drop")
     assert dropped["calls"].tolist() == [20.0, 15.0] and dropped["failures"].tolist() == [2.0, 0.0]
 

@@ -67,7 +67,7 @@ def test_the_dashboard_has_a_job_variable_on_every_panel(repo: Path) -> None:
 def test_settings_are_read_back(repo: Path) -> None:
     s = config.load(repo)
     assert s.job == "clinic-api" and s.scope == 'job="clinic-api"' and s.junit == ("test-results/*.xml",)
-    assert s.dependencies == ("database", "auth", "realtime", "storage")
+    assert s.dependencies == ("db", "auth", "realtime", "storage")
 
 
 def test_unknown_settings_are_refused(tmp_path: Path) -> None:

@@ -77,3 +77,19 @@ def test_report_tables_show_missing_times_as_a_dash_not_nat() -> None:
                 pd.Series([None, t], dtype=object), pd.Series([pd.NaT, t])):
         shown = list(tables.frame(pd.DataFrame({"first_firing": col})).data["first firing"])
         assert shown[0] == "—" and shown[1] in ("—", "2025-10-24 10:12:30"), (col.dtype, shown)
+
+
+def test_a_dependency_without_a_breaker_is_no_go_with_its_name(client, truth) -> None:
+    w = truth["windows"]["canary"]
+    params = proof.ProofParams(start=ts(w["start"]), end=ts(w["end"]), candidate="v1.9.1", stable="v1.8.3",
+                               junit=(str(paths.DATA / "junit" / "v1.9.1.xml"),),
+                               dependencies=("db", "auth", "realtime", "storage", "payments"))
+    r = proof.run(params, client)
+    check = next(c for c in r.checks if c.name == "A breaker on every dependency")
+    assert check.status is Status.FAIL and check.required
+    assert "no circuit breaker for payments" in check.detail
+    assert r.verdict.decision == "NO-GO"
+    # With the directive's four, the same window is covered, each breaker having seen calls.
+    ok = next(c for c in run(client, truth, "canary", "v1.9.1", "v1.9.1.xml").checks
+              if c.name == "A breaker on every dependency")
+    assert ok.status is Status.PASS and "db " in ok.detail and "storage " in ok.detail

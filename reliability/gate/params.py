@@ -10,6 +10,10 @@ from reliability.errors import ConfigurationError
 from reliability.source.parsed import matcher_keys
 from reliability.source.promql import matcher, parse_selector
 
+#: The external services the seed names (database, authentication, real-time, storage), as the
+#: ``breaker`` label values of monitoring/METRICS.md; each must have a breaker that saw calls.
+DEFAULT_DEPENDENCIES = ("db", "auth", "realtime", "storage")
+
 # Labels that carry a request's outcome or split one service's traffic: a scope on them could
 # leave the failures out (route="/healthy", status!~"5.."), so the scope may not name them.
 TRAFFIC_LABELS = ("status", "code", "status_code", "route", "method", "handler", "path", "le", "quantile",
@@ -44,6 +48,7 @@ class ProofParams:
     cache_threshold: float = 0.999
     budget_days: float = 30.0
     partial_scope: bool = False  # allow a selector that slices the traffic; then never GO
+    dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES
 
     def __post_init__(self) -> None:
         """Refuse what no proof can mean, before any query runs."""
@@ -60,6 +65,9 @@ class ProofParams:
                 f"selector {self.selector!r} filters on {', '.join(sliced)}: the scope names a service (job, "
                 "namespace, cluster), never a slice of its traffic, which could leave its failures out. "
                 "Pass --partial-scope to judge a slice anyway (the verdict is then at best INCONCLUSIVE)")
+        if not self.dependencies or not all(isinstance(d, str) and d.strip() for d in self.dependencies):
+            raise ConfigurationError(f"dependencies {list(self.dependencies)!r} must name at least one breaker, e.g. "
+                                     f"{list(DEFAULT_DEPENDENCIES)}")
 
     def scope(self) -> list[str]:
         """The service the proof is about, as label matchers (``job="love-backend"``); [] for all."""

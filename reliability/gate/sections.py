@@ -235,54 +235,60 @@ def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Chec
 
 @dataclass(frozen=True)
 class BreakerSection:
-    """Per-breaker trip statistics and the sampled state timeline."""
+    """What the breakers did (:func:`reliability.analysis.breakers.breaker_stats`) and which dependencies they cover."""
 
-    stats: Any                # breakers.BreakerStats, or None when the package is unavailable
-    state: pd.DataFrame       # breaker, time, value (0 closed, 1 open, 2 half-open)
-    transitions: pd.DataFrame
-    calls: pd.DataFrame
+    stats: Any                # breakers.BreakerStats
+    coverage: pd.DataFrame    # dependency, exported, calls, status (covered / no calls / missing)
     open_at_end: list[str]
 
     @property
+    def state(self) -> pd.DataFrame:
+        return self.stats.state
+
+    @property
     def summary(self) -> pd.DataFrame:
-        return self.stats.summary if self.stats is not None else self.transitions
+        return self.stats.summary
 
 
 def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, list[Check]]:
-    from reliability.analysis.breakers import trip_stats
+    from reliability.analysis.breakers import breaker_stats, dependency_coverage
+    from reliability.analysis.breakers.observed import unexpected
 
     name = "Circuit breakers at the window end"
-    rng = format_duration((p.end - p.start).total_seconds())
-    transitions = client.query(
-        f"sum by (breaker, from, to) (increase(circuit_breaker_transitions_total[{rng}]))", p.end)
-    calls = client.query(f"sum by (breaker, outcome) (increase(circuit_breaker_calls_total[{rng}]))", p.end)
-    state = client.query_range("max by (breaker) (circuit_breaker_state)", p.start, p.end, 30.0)
-    if state.empty:
-        raise NoDataError("no circuit_breaker_state samples in the window: the backend does not export "
-                          "the breaker metrics of monitoring/METRICS.md")
-    for frame, metric, labels in ((state, "circuit_breaker_state", ("breaker",)),
-                                  (transitions, "circuit_breaker_transitions_total", ("breaker", "from", "to")),
-                                  (calls, "circuit_breaker_calls_total", ("breaker", "outcome"))):
-        missing = [lab for lab in labels if len(frame) and lab not in frame]
-        if missing:
-            raise NoDataError(f"{metric} has no {', '.join(missing)} label: the backend's breaker metrics do not "
-                              "follow the metric contract (monitoring/METRICS.md)")
-    last = state.sort_values("time").groupby("breaker").tail(1)
+    stats = breaker_stats(client, p.start, p.end)  # the client carries the service's scope
+    state = stats.state
+    last = state.sort_values("time").groupby(["breaker", "instance"]).tail(1)
     fresh = last[last["time"] >= p.end - pd.Timedelta(minutes=5)]
-    open_now = sorted(fresh.loc[fresh["value"] == 1, "breaker"])
+    open_now = sorted(set(fresh.loc[fresh["value"] == 1, "breaker"]))
     stale = sorted(set(last["breaker"]) - set(fresh["breaker"]))
-    stats = trip_stats(transitions.rename(columns={"value": "increase"}), state,
-                       calls.rename(columns={"value": "increase"}), start=p.start, end=p.end)
-    section = BreakerSection(stats, state, transitions, calls, open_now)
-    trips = transitions[transitions["to"] == "open"]["value"].sum() if len(transitions) else 0.0
+    coverage = dependency_coverage(stats, p.dependencies)
+    section = BreakerSection(stats, coverage, open_now)
+    trips = float(stats.summary["trips"].sum())
     if open_now:
-        return section, [Check(name, Status.FAIL, True, f"OPEN at {iso(p.end)}: {', '.join(open_now)} "
-                               "(a dependency is failing now)")]
-    if stale:
-        return section, [Check(name, Status.INCONCLUSIVE, True,
-                               f"no recent state sample at the window end for: {', '.join(stale)}")]
-    return section, [Check(name, Status.PASS, True,
-                           f"{plural(len(last), 'breaker')} closed at {iso(p.end)}; {plural(trips, 'trip')} in the window")]
+        checks = [Check(name, Status.FAIL, True, f"OPEN at {iso(p.end)}: {', '.join(open_now)} (a dependency is failing now)")]
+    elif stale:
+        checks = [Check(name, Status.INCONCLUSIVE, True, f"no recent state sample at the window end for: {', '.join(stale)}")]
+    else:
+        checks = [Check(name, Status.PASS, True, f"{plural(len(set(last['breaker'])), 'breaker')} closed at "
+                                                 f"{iso(p.end)}; {plural(trips, 'trip')} in the window")]
+    return section, checks + [_coverage_check(coverage, unexpected(stats, p.dependencies))]
+
+
+def _coverage_check(coverage: pd.DataFrame, extra: list[str]) -> Check:
+    """The seed's rule: every external service the backend calls is wrapped in a breaker that is used."""
+    name = "A breaker on every dependency"
+    missing = coverage.loc[coverage["status"] == "missing", "dependency"].tolist()
+    idle = coverage.loc[coverage["status"] == "no calls", "dependency"].tolist()
+    also = f"; breakers not in the settings' dependencies: {', '.join(extra)}" if extra else ""
+    if missing:
+        return Check(name, Status.FAIL, True, f"no circuit breaker for {', '.join(missing)}: the backend calls "
+                                              f"{'it' if len(missing) == 1 else 'them'} unprotected, or does not export "
+                                              f"its breaker metrics (monitoring/METRICS.md){also}")
+    if idle:
+        return Check(name, Status.INCONCLUSIVE, True, f"the breaker of {', '.join(idle)} saw no calls in the window, "
+                                                      f"so it is not shown to wrap them; use a window with traffic{also}")
+    calls = ", ".join(f"{r.dependency} {r.calls:,.0f}" for r in coverage.itertuples())
+    return Check(name, Status.PASS, True, f"each dependency's breaker saw calls ({calls}){also}")
 
 
 def junit(p: ProofParams) -> tuple[Any, list[Check]]:

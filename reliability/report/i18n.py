@@ -89,6 +89,7 @@ CHECKS_AR = {
     "Monitoring works": "المراقبة تعمل", "Error budget": "ميزانية الأخطاء", "Candidate vs stable": "المرشح مقابل المستقر",
     "High5xxErrorRate on the candidate": "التنبيه High5xxErrorRate على حركة المرشح",
     "Circuit breakers at the window end": "القواطع الدائرية في نهاية النافذة",
+    "A breaker on every dependency": "قاطع دائري لكل خدمة خارجية",
     "Regression tests": "اختبارات الانحدار", "Cache invalidation": "إبطال ذاكرة التخزين المؤقت",
     "Data quality": "جودة البيانات",
 }

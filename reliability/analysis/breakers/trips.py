@@ -82,6 +82,7 @@ class BreakerStats:
     scrape_interval: float
     flap_trips: int
     flap_window: float
+    state: pd.DataFrame | None = None  # the gauge samples, for timelines (set by breaker_stats)
 
     @property
     def summary(self) -> pd.DataFrame:
