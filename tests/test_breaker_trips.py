@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from reliability.analysis.breakers import BreakerStats, from_resilience4j, trip_stats
-from reliability.analysis.breakers.trips import CALLS_INCREASE, STATE, TRANSITIONS_INCREASE, query
+from reliability.analysis.breakers.observed import breaker_queries, breaker_stats
+from reliability.analysis.breakers.trips import R4J_STATE, query
+from reliability.errors import NoDataError
 from reliability.errors import ConfigurationError, StatisticalWarning
 from reliability.report.breaker_plots import stats_timeline
 
@@ -138,19 +140,24 @@ def test_resilience4j_metrics_map_onto_ours() -> None:
         from_resilience4j(pd.DataFrame({"name": ["a"], "state": ["weird"], "time": [T0], "value": [1.0]}))
 
 
-def test_promql_templates_fill_and_escape_the_job() -> None:
-    q = query(TRANSITIONS_INCREASE, job="love-backend", window="14d")
-    assert q == ('sum by (breaker, from, to) (increase(circuit_breaker_transitions_total{job="love-backend"}[14d]))')
-    assert "{job=" in query(CALLS_INCREASE, job="x", window="1h") and query(STATE, job="x").startswith("max by")
-    assert query(STATE, job='x"} or vector(1) #') == 'max by (breaker) (circuit_breaker_state{job="x\\"} or vector(1) #"})'
+def test_the_queries_are_scoped_by_the_selector_and_summed_in_promql() -> None:
+    q = breaker_queries(T0, T0 + pd.Timedelta(days=14), selector='job="love-backend"')
+    assert q["transitions"] == ('sum by (breaker, instance, from, to) '
+                                '(increase(circuit_breaker_transitions_total{job="love-backend"}[14d]))')
+    assert q["state"] == 'max by (breaker, instance) (circuit_breaker_state{job="love-backend"})'
+    assert '[30m]' in q["flaps"] and 'to="open"' in q["flaps"]
+    assert query(R4J_STATE, job='x"} or vector(1) #').endswith('{job="x\\"} or vector(1) #"})')
 
 
 @pytest.mark.prometheus
 def test_a_hostile_job_value_matches_nothing(client, truth) -> None:
     from conftest import ts
 
-    got = client.query(query(CALLS_INCREASE, job='x"} or vector(1) #', window="14d"), at=ts(truth["generator"]["end"]))
-    assert got.empty  # without escaping, `or vector(1)` would return a sample
+    from reliability.source.promql import matcher
+
+    hostile = [matcher("job", 'x"} or vector(1) #')]  # escaped: without it, `or vector(1)` would match
+    with pytest.raises(NoDataError, match="no circuit_breaker_state samples"):
+        breaker_stats(client, ts(truth["generator"]["start"]), ts(truth["generator"]["end"]), selector=hostile)
 
 
 @pytest.mark.prometheus
@@ -161,13 +168,10 @@ def test_trip_stats_from_the_bundled_history_match_ground_truth(client, truth) -
 
     start, end = ts(truth["generator"]["start"]), ts(truth["generator"]["end"])
     job = truth["generator"]["job"]
-    transitions = client.query(query(TRANSITIONS_INCREASE, job=job, window="14d"), at=end)
-    calls = client.query(query(CALLS_INCREASE, job=job, window="14d"), at=end)
-    state = client.query_range(query(STATE, job=job), start, end, step=30.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StatisticalWarning)  # auth trips once, storage never
-        s = trip_stats(transitions.rename(columns={"value": "increase"}), state,
-                       calls.rename(columns={"value": "increase"}), start=start, end=end).summary
+        stats = breaker_stats(client, start, end, selector=f'job="{job}"')
+    s, state = stats.summary, stats.state
     s = s.set_index("breaker")
     for name, b in truth["breakers"].items():
         closed_to_open = sum(x["from"] == "closed" and x["to"] == "open" for x in b["transitions"])

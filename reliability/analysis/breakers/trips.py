@@ -18,19 +18,7 @@ import pandas as pd
 
 from reliability.errors import ConfigurationError, StatisticalWarning
 
-# PromQL templates; fill them with query() below (never str.format: the job must be escaped).
-# Transitions over the window, one row per (breaker, from, to): trips and re-trips.
-TRANSITIONS_INCREASE = ('sum by (breaker, from, to) '
-                        '(increase(circuit_breaker_transitions_total{{job="{job}"}}[{window}]))')
-# Calls per outcome (success, failure, rejected) over the window.
-CALLS_INCREASE = 'sum by (breaker, outcome) (increase(circuit_breaker_calls_total{{job="{job}"}}[{window}]))'
-# The state gauge as a range query with step = scrape interval. With several instances,
-# max() reads "not closed anywhere" (0 < 1 < 2); query per instance for per-pod timelines.
-STATE = 'max by (breaker) (circuit_breaker_state{{job="{job}"}})'
-# Calls per scrape interval for whatif(), range query at step = interval: irate() is the
-# exact difference of the last two samples (resets handled), scaled to one interval.
-CALLS_PER_INTERVAL = ('sum by (breaker, outcome) '
-                      '(irate(circuit_breaker_calls_total{{job="{job}"}}[{lookback}])) * {interval}')
+# The love backend's breaker metrics are queried by observed.breaker_stats (one place).
 # resilience4j (Micrometer) equivalents, for services that use it; see from_resilience4j().
 R4J_STATE = 'max by (name, state) (resilience4j_circuitbreaker_state{{job="{job}"}})'
 R4J_NOT_PERMITTED = ('sum by (name) '
@@ -40,10 +28,10 @@ R4J_CALLS = 'sum by (name, kind) (increase(resilience4j_circuitbreaker_calls_sec
 
 
 def query(template: str, *, job: str, **params: str | float) -> str:
-    """One of the templates above with ``job`` escaped, so no job value can change the query.
+    """One of the resilience4j templates above with ``job`` escaped, so no job value can change the query.
 
-    >>> print(query(STATE, job='x"} or vector(1) #'))
-    max by (breaker) (circuit_breaker_state{job="x\\"} or vector(1) #"})
+    >>> print(query(R4J_STATE, job='x"} or vector(1) #'))
+    max by (name, state) (resilience4j_circuitbreaker_state{job="x\\"} or vector(1) #"})
     """
     from reliability.source.promql import escape_label_value
 

@@ -314,7 +314,8 @@ def intervals_from_calls(frame: pd.DataFrame, *, breaker: str | None = None, int
     Parameters
     ----------
     frame
-        Range-query result of :data:`~reliability.analysis.breakers.trips.CALLS_PER_INTERVAL`: columns
+        Range-query result of the calls counter's increase per interval (as
+        :func:`~reliability.analysis.breakers.observed.call_intervals` asks it): columns
         ``breaker``, ``outcome`` (success, failure, rejected), ``time`` (end of the interval)
         and ``value`` (calls in the interval ending at ``time``).
     breaker
