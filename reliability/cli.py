@@ -158,13 +158,53 @@ def cmd_proof(args: argparse.Namespace) -> int:
     _start(params)
     bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
     _print_bundle(bundle)
+    _promote_on_go(args, bundle.verdict, stable_file)
+    return EXIT_CODES[bundle.verdict]
+
+
+def _promote_on_go(args: argparse.Namespace, verdict: str, stable_file: Path) -> None:
     if args.promote:
-        if bundle.verdict == "GO":
+        if verdict == "GO":
             promote(args.candidate, stable_file)
             print(f"Promoted: {stable_file} now names {args.candidate}")
         else:
-            print(f"Not promoted: the verdict is {bundle.verdict}, {stable_file} is unchanged")
-    return EXIT_CODES[bundle.verdict]
+            print(f"Not promoted: the verdict is {verdict}, {stable_file} is unchanged")
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from reliability.gate.params import ProofParams
+    from reliability.gate.watch import looks
+    from reliability.report.bundle import produce
+    from reliability.source import from_env
+    from reliability.times import parse_duration, parse_time
+
+    deadline = parse_time(args.deadline, name="--deadline")
+    interval = parse_duration(args.interval, name="--interval")
+    min_watch = parse_duration(args.min_watch, name="--min-watch")
+    args.end, args.deadline = args.deadline, args.proof_deadline  # the final proof's window and time bound
+    params, out, stable_file = proof_parameters(args)
+    p = ProofParams(start=parse_time(params["start"], name="--start"), end=deadline, candidate=args.candidate,
+                    selector=params["selector"], confidence=params["confidence"],
+                    version_label=params["version_label"], partial_scope=args.partial_scope)
+    client = from_env().scoped(p.service_scope())
+    _say(f"watch: {args.candidate} from {params['start']} until {deadline.isoformat()}, a look every "
+         f"{interval:g} s, no GO before {min_watch:g} s")
+    last = None
+    for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch):
+        print(last.line(), flush=True)
+    watched = (last.decision if last is not None else None) or "INCONCLUSIVE"
+    at = last.at if last is not None else deadline
+    print(f"Watch: {watched} at {at:%Y-%m-%d %H:%M} UTC ({(at - p.start).total_seconds() / 60:.0f} min after the start)")
+    params["end"] = at.isoformat()
+    _start(params)
+    bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
+    _print_bundle(bundle)
+    # Both must agree to deploy: the watch proves R anytime-validly, the proof every other required check.
+    order = {"NO-GO": 0, "INCONCLUSIVE": 1, "GO": 2}
+    final = min(watched, bundle.verdict, key=order.__getitem__)
+    print(f"Decision: {final} (watch {watched}, proof {bundle.verdict})")
+    _promote_on_go(args, final, stable_file)
+    return EXIT_CODES[final]
 
 
 def promote(version: str, target: Path) -> None:
@@ -230,6 +270,7 @@ EXAMPLES = {
     "render": "example:\n  reliability render reports/v1.9.1-20251027T090000Z --out /tmp/audit",
     "prometheus": "example:\n  reliability prometheus --port 9090    # then open http://127.0.0.1:9090",
     "init": "example:\n  reliability init ../love-backend --job love-backend",
+    "watch": "example:\n  reliability watch --candidate v1.9.1 --start 2025-10-26T09:00:00Z --deadline 2025-10-26T13:00:00Z",
 }
 
 
@@ -237,6 +278,34 @@ def _subcommand(sub: Any, name: str, summary: str, **kwargs: Any) -> argparse.Ar
     """A subcommand whose --help has its description, defaults, exit codes and an example."""
     return sub.add_parser(name, help=summary, description=summary, epilog=f"{EXITS}\n\n{EXAMPLES[name]}",
                           formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
+def _proof_options(p: argparse.ArgumentParser) -> None:
+    """The options ``proof`` and ``watch`` share."""
+    p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
+    p.add_argument("--candidate", required=True, help="the version label value to prove")
+    p.add_argument("--stable", help="default: the content of .last-stable-version")
+    p.add_argument("--junit", nargs="*", default=[], help="JUnit XML files of the candidate's tests "
+                                                         "(default: the settings' junit globs)")
+    p.add_argument("--selector", help='the service to judge, e.g. job="love-backend" (default: the settings\' job)')
+    p.add_argument("--partial-scope", action="store_true",
+                   help="allow a selector on status, route, method, instance, version... (a slice of the "
+                        "traffic); the verdict is then at best INCONCLUSIVE")
+    p.add_argument("--dependency", action="append", metavar="BREAKER",
+                   help="an external service the backend calls, by its breaker label; repeat for each (default: "
+                        "the settings' dependencies, else db, auth, realtime, storage)")
+    p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
+    p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
+    p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
+    p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/")
+    p.add_argument("--max-answer-mb", type=float, default=64.0, help="the largest answer accepted from the "
+                                                                     "server, in MB (default 64)")
+    p.add_argument("--build", help="the candidate's build or commit, for the report's provenance (default: "
+                                   "$GITHUB_SHA, $CI_COMMIT_SHA, $BUILD_SOURCEVERSION ... when set)")
+    p.add_argument("--replace", action="store_true", help="replace a finished report already in --out")
+    p.add_argument("--promote", action="store_true",
+                   help="on GO only, write the candidate into the stable-version file")
+    p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,35 +327,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = _subcommand(sub, "proof", parents=[repo], summary="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
-    p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
     p.add_argument("--start", required=True, help="ISO 8601 (2025-10-26T09:00:00Z) or now-24h")
     p.add_argument("--end", required=True, help="ISO 8601 or now")
-    p.add_argument("--candidate", required=True, help="the version label value to prove")
-    p.add_argument("--stable", help="default: the content of .last-stable-version")
-    p.add_argument("--junit", nargs="*", default=[], help="JUnit XML files of the candidate's tests "
-                                                         "(default: the settings' junit globs)")
-    p.add_argument("--selector", help='the service to judge, e.g. job="love-backend" (default: the settings\' job)')
-    p.add_argument("--partial-scope", action="store_true",
-                   help="allow a selector on status, route, method, instance, version... (a slice of the "
-                        "traffic); the verdict is then at best INCONCLUSIVE")
-    p.add_argument("--dependency", action="append", metavar="BREAKER",
-                   help="an external service the backend calls, by its breaker label; repeat for each (default: "
-                        "the settings' dependencies, else db, auth, realtime, storage)")
-    p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
-    p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
-    p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
-    p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/")
     p.add_argument("--deadline", default="15m", help="the whole proof's time bound; past it, the rest is "
                                                      "INCONCLUSIVE (default 15m)")
-    p.add_argument("--max-answer-mb", type=float, default=64.0, help="the largest answer accepted from the "
-                                                                     "server, in MB (default 64)")
-    p.add_argument("--build", help="the candidate's build or commit, for the report's provenance (default: "
-                                   "$GITHUB_SHA, $CI_COMMIT_SHA, $BUILD_SOURCEVERSION ... when set)")
-    p.add_argument("--replace", action="store_true", help="replace a finished report already in --out")
-    p.add_argument("--promote", action="store_true",
-                   help="on GO only, write the candidate into the stable-version file")
-    p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
+    _proof_options(p)
     p.set_defaults(func=cmd_proof)
+
+    p = _subcommand(sub, "watch", parents=[repo], summary="watch a canary until it is proven, looking every "
+                    "interval: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE at the deadline")
+    p.add_argument("--start", required=True, help="when the canary started taking traffic (ISO 8601 or now-1h)")
+    p.add_argument("--deadline", required=True, help="the last look; INCONCLUSIVE if nothing decided by then "
+                                                     "(ISO 8601 or now+2h). Both in the past: the looks are replayed")
+    p.add_argument("--interval", default="1m", help="time between looks, whole minutes (default 1m)")
+    p.add_argument("--min-watch", default="60m", help="no GO before this much watching (default 60m)")
+    p.add_argument("--proof-deadline", default="15m", help="the final proof's time bound (default 15m)")
+    _proof_options(p)
+    p.set_defaults(func=cmd_watch)
 
     p = _subcommand(sub, "verify", summary="check a bundle's files (and signature) against its evidence.intoto.json: "
                                       "exit 0 verified, 1 not")

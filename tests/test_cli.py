@@ -69,7 +69,7 @@ def test_progress_is_one_line_per_phase_with_the_time_and_no_kernel_noise(go_run
     assert "encryption" not in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("command", ["demo", "proof", "verify", "render", "prometheus", "init"])
+@pytest.mark.parametrize("command", ["demo", "proof", "watch", "verify", "render", "prometheus", "init"])
 def test_help_gives_the_defaults_the_exit_codes_and_an_example(command: str) -> None:
     r = gate(command, "--help", timeout=60)
     assert r.returncode == 0, r.stderr
@@ -272,3 +272,18 @@ def test_a_signed_statement_verifies_with_its_key_only(truth: dict, tmp_path: Pa
     assert gate("verify", str(tmp_path / "b")).returncode == 1
     wrong = gate("verify", str(tmp_path / "b"), "--key", str(tmp_path / "other.pub"))
     assert wrong.returncode == 1 and "does not verify" in wrong.stdout, wrong.stdout
+
+
+def test_watch_replays_the_looks_and_decides_go_on_the_canary_and_no_go_on_the_bad_deploy(truth, tmp_path) -> None:
+    canary, bad = truth["windows"]["canary"], truth["windows"]["bad_deploy"]
+    r = gate("watch", "--candidate", "v1.9.1", "--start", canary["start"], "--deadline", canary["end"],
+             "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "go"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [line for line in r.stdout.splitlines() if " UTC  requests " in line]
+    assert len(lines) == 60 and lines[-1].endswith("-> GO")  # one line per look, GO at the minimum watch
+    assert "Decision: GO (watch GO, proof GO)" in r.stdout
+    assert json.loads((tmp_path / "go" / "evidence.json").read_text())["window"]["end"].startswith("2025-10-26T10:00")
+    r = gate("watch", "--candidate", "v1.9.0", "--start", bad["start"], "--deadline", bad["end"],
+             "--junit", str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "nogo"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Watch: NO-GO at 2025-10-24 10:21 UTC (21 min after the start)" in r.stdout  # 24 min before the window's end

@@ -1,0 +1,76 @@
+"""Watching a canary until it is proven: one cheap look per interval, an anytime-valid decision.
+
+Each look asks Prometheus for the candidate's per-minute counts since the canary started (two
+range queries) and updates the anytime-valid evidence of
+:mod:`reliability.analysis.stats.sequential`. The watch stops at the first look whose evidence
+decides (GO once R > 0.98 is proven and the minimum watch has passed; NO-GO once R < 0.98 is), or
+at the deadline (INCONCLUSIVE). When the deadline is in the past the looks are replayed over the
+history exactly as they would have happened, which is how the demo and the tests use it. The full
+proof (every other required check, and the report) runs once, at the decision.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+
+from reliability.analysis import measure
+from reliability.analysis.stats.sequential import MIN_WATCH_MINUTES, Look, look
+from reliability.errors import ConfigurationError, NoDataError
+from reliability.gate.params import ProofParams
+from reliability.source.prom import PrometheusClient
+
+STEP = 60.0  # seconds per count; a look is at most once a step
+
+
+@dataclass(frozen=True)
+class WatchedLook:
+    """One look: when, the candidate's counts since the start, and what the evidence says."""
+
+    at: datetime
+    look: Look
+    decision: str | None
+
+    def line(self) -> str:
+        lk = self.look
+        go, nogo = np.exp(min(lk.log_go, 700)), np.exp(min(lk.log_nogo, 700))
+        return (f"{self.at:%Y-%m-%d %H:%M} UTC  requests {lk.requests:>9,.0f}  5xx {lk.errors:>7,.0f}  "
+                f"R {lk.r:.5f}  phi {lk.phi:6.2f}  evidence R>0.98 {go:9.3g}  R<0.98 {nogo:9.3g}  "
+                f"(decides at {1 / lk.alpha:g})" + (f"  -> {self.decision}" if self.decision else ""))
+
+
+def looks(client: PrometheusClient, params: ProofParams, deadline: datetime, *, interval: float = 60.0,
+          alpha: float = 0.05, min_watch: float = MIN_WATCH_MINUTES * 60.0,
+          now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+          sleep: Callable[[float], None] = time.sleep) -> Iterator[WatchedLook]:
+    """Every look from ``params.start`` + ``interval`` to ``deadline``, stopping after the deciding one.
+
+    A look in the future is waited for (``sleep``); looks in the past are replayed at once.
+    """
+    if interval < STEP or interval % STEP:
+        raise ConfigurationError(f"--interval {interval:g} s: use whole minutes (the counts are per minute)")
+    if deadline <= params.start:
+        raise ConfigurationError(f"--deadline {deadline.isoformat()} is not after --start {params.start.isoformat()}")
+    selector = params.candidate_matchers()
+    at = params.start + timedelta(seconds=interval)
+    while at <= deadline:
+        wait = (at - now()).total_seconds()
+        if wait > 0:
+            sleep(wait)
+        try:
+            counts = measure.step_counts(client, params.start, at, step=STEP, selector=selector)
+        except NoDataError:  # no canary traffic yet: a look with nothing to count
+            counts = None
+        n = counts["requests"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
+        e = counts["errors"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
+        lk = look(n, e, threshold=params.threshold, alpha=alpha)
+        decision = lk.decision
+        if decision == "GO" and (at - params.start).total_seconds() < min_watch:
+            decision = None  # too soon: a quiet stretch between incidents would look proven
+        yield WatchedLook(at, lk, decision)
+        if decision:
+            return
+        at += timedelta(seconds=interval)
