@@ -242,6 +242,20 @@ def cmd_prometheus(args: argparse.Namespace) -> int:
     return serve(Path(args.data) if args.data else None, port=args.port)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from reliability import serve
+
+    if not (args.prometheus_url or os.environ.get("PROMETHEUS_URL")):
+        raise ConfigurationError("no Prometheus: pass --prometheus-url or set PROMETHEUS_URL")
+    if args.prometheus_url:
+        os.environ["PROMETHEUS_URL"] = args.prometheus_url
+    if args.selector:
+        from reliability.source.promql import parse_selector
+
+        parse_selector(args.selector)  # a bad default selector is a usage error now, not on every call
+    return serve.serve(host=args.host, port=args.port, selector=args.selector or "")
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     from reliability import scaffold
 
@@ -270,6 +284,7 @@ EXAMPLES = {
     "render": "example:\n  reliability render reports/v1.9.1-20251027T090000Z --out /tmp/audit",
     "prometheus": "example:\n  reliability prometheus --port 9090    # then open http://127.0.0.1:9090",
     "init": "example:\n  reliability init ../love-backend --job love-backend",
+    "serve": "example:\n  RELIABILITY_SERVE_TOKEN=s3cret reliability serve --port 8080 --selector 'job=\"love-backend\"'",
     "watch": "example:\n  reliability watch --candidate v1.9.1 --start 2025-10-26T09:00:00Z --deadline 2025-10-26T13:00:00Z",
 }
 
@@ -360,6 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one, printed)")
     p.add_argument("--data", help="an OpenMetrics history file (default: the bundled one)")
     p.set_defaults(func=cmd_prometheus)
+
+    p = _subcommand(sub, "serve", summary="answer Argo Rollouts' web metric provider and Flagger's webhooks with "
+                    "the watch's verdict, over HTTP")
+    p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
+    p.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1; 0.0.0.0 for a pod)")
+    p.add_argument("--port", type=int, default=8080, help="the port (default 8080)")
+    p.add_argument("--selector", help='the service when a call names none, e.g. job="love-backend"')
+    p.set_defaults(func=cmd_serve)
 
     p = _subcommand(sub, "init", summary="scaffold a backend repository: scoped rules, dashboard, CI, settings")
     p.add_argument("dir", nargs="?", default=".", help="the repository (default: the current directory)")

@@ -54,23 +54,29 @@ def looks(client: PrometheusClient, params: ProofParams, deadline: datetime, *, 
         raise ConfigurationError(f"--interval {interval:g} s: use whole minutes (the counts are per minute)")
     if deadline <= params.start:
         raise ConfigurationError(f"--deadline {deadline.isoformat()} is not after --start {params.start.isoformat()}")
-    selector = params.candidate_matchers()
     at = params.start + timedelta(seconds=interval)
     while at <= deadline:
         wait = (at - now()).total_seconds()
         if wait > 0:
             sleep(wait)
-        try:
-            counts = measure.step_counts(client, params.start, at, step=STEP, selector=selector)
-        except NoDataError:  # no canary traffic yet: a look with nothing to count
-            counts = None
-        n = counts["requests"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
-        e = counts["errors"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
-        lk = look(n, e, threshold=params.threshold, alpha=alpha)
-        decision = lk.decision
-        if decision == "GO" and (at - params.start).total_seconds() < min_watch:
-            decision = None  # too soon: a quiet stretch between incidents would look proven
-        yield WatchedLook(at, lk, decision)
-        if decision:
+        current = look_at(client, params, at, alpha=alpha, min_watch=min_watch)
+        yield current
+        if current.decision:
             return
         at += timedelta(seconds=interval)
+
+
+def look_at(client: PrometheusClient, params: ProofParams, at: datetime, *, alpha: float = 0.05,
+            min_watch: float = MIN_WATCH_MINUTES * 60.0) -> WatchedLook:
+    """The look at ``at``: the candidate's per-minute counts since ``params.start`` (two range queries)."""
+    try:
+        counts = measure.step_counts(client, params.start, at, step=STEP, selector=params.candidate_matchers())
+    except NoDataError:  # no canary traffic yet: a look with nothing to count
+        counts = None
+    n = counts["requests"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
+    e = counts["errors"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
+    lk = look(n, e, threshold=params.threshold, alpha=alpha)
+    decision = lk.decision
+    if decision == "GO" and (at - params.start).total_seconds() < min_watch:
+        decision = None  # too soon: a quiet stretch between incidents would look proven
+    return WatchedLook(at, lk, decision)

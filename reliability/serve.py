@@ -1,0 +1,166 @@
+"""``reliability serve``: the watch's anytime-valid verdict over HTTP, for Argo Rollouts and Flagger.
+
+Two shapes, one answer (the look of :mod:`reliability.gate.watch` at the request's time):
+
+- ``GET /api/v1/verdict?candidate=v1.9.1&start=2025-10-26T09:00:00Z`` returns JSON that Argo
+  Rollouts' ``web`` metric provider reads with ``jsonPath: "{$.verdict}"`` (``GO``, ``NO-GO`` or
+  ``INCONCLUSIVE`` while the evidence is still short) and the figures beside it.
+- ``POST /flagger/confirm`` and ``POST /flagger/check`` take Flagger's webhook payload (``name``,
+  ``namespace``, ``phase``, ``metadata`` with ``candidate`` and ``start``). ``confirm`` (a
+  ``confirm-promotion`` hook) answers 200 only on GO, so promotion waits until R is proven;
+  ``check`` (a ``rollout`` hook) answers non-2xx only on NO-GO, so Flagger rolls back.
+
+It binds 127.0.0.1 unless told otherwise, requires ``Authorization: Bearer <token>`` when
+``RELIABILITY_SERVE_TOKEN`` is set, validates every parameter before it reaches PromQL (the
+candidate is an escaped label value, the selector names a service), bounds each request's work
+(a window of at most :data:`MAX_WINDOW_DAYS`, at most :data:`CONCURRENCY` looks at once, the
+client's deadline and answer size), and never returns the Prometheus URL or credentials. It
+gates on R only: the other checks of the proof run in ``proof``/``watch``.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import threading
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from reliability.errors import ConfigurationError, ReliabilityError
+from reliability.gate.params import ProofParams
+from reliability.gate.watch import look_at
+from reliability.source import from_env
+from reliability.source.prom import PrometheusClient
+from reliability.times import parse_duration, parse_time
+
+TOKEN_VARIABLE = "RELIABILITY_SERVE_TOKEN"
+MAX_WINDOW_DAYS = 7
+CONCURRENCY = 8
+MAX_BODY = 64 * 1024
+
+
+class BadRequest(ConfigurationError):
+    """A caller's parameter cannot be used; answered 400 with the reason."""
+
+
+def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = "") -> dict[str, Any]:
+    """The JSON answer for one canary: its verdict at ``at`` (default now) and the figures behind it."""
+    unknown = sorted(set(query) - {"candidate", "start", "at", "selector", "min_watch", "confidence"})
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}; known: candidate, start, at, selector, "
+                         "min_watch, confidence")
+    for key in ("candidate", "start"):
+        if not query.get(key):
+            raise BadRequest(f"missing parameter {key!r}: pass candidate=<version label> and start=<ISO 8601>")
+    start = parse_time(query["start"], name="start")
+    at = parse_time(query["at"], name="at") if query.get("at") else datetime.now(timezone.utc)
+    if not 0 < (at - start).total_seconds() <= MAX_WINDOW_DAYS * 86400:
+        raise BadRequest(f"start {query['start']} must be before at and at most {MAX_WINDOW_DAYS} days earlier")
+    confidence = float(query.get("confidence") or 0.95)
+    params = ProofParams(start=start, end=at, candidate=query["candidate"],
+                         selector=query.get("selector", selector), confidence=confidence)
+    min_watch = parse_duration(query.get("min_watch") or "60m", name="min_watch")
+    current = look_at(client.scoped(params.service_scope()), params, at, alpha=1 - confidence, min_watch=min_watch)
+    lk = current.look
+    return {"verdict": current.decision or "INCONCLUSIVE", "candidate": params.candidate,
+            "start": start.isoformat(), "at": at.isoformat(), "requests": lk.requests, "errors_5xx": lk.errors,
+            "r": None if lk.requests == 0 else lk.r, "phi": lk.phi, "log_evidence_go": lk.log_go,
+            "log_evidence_nogo": lk.log_nogo, "decides_at": 1 / lk.alpha, "min_watch_s": min_watch}
+
+
+def make_handler(client: PrometheusClient, *, token: str | None, selector: str = "") -> type[BaseHTTPRequestHandler]:
+    """The request handler bound to one client; at most :data:`CONCURRENCY` looks run at once."""
+    slots = threading.BoundedSemaphore(CONCURRENCY)
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "love-reliability"
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+            return  # no access log on stderr; the callers keep theirs
+
+        def _send(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorized(self) -> bool:
+            if not token:
+                return True
+            given = self.headers.get("Authorization", "")
+            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+        def _answer(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            if not slots.acquire(timeout=30):
+                return 503, {"error": "too many looks at once; retry"}
+            try:
+                return 200, verdict(client, query, selector=selector)
+            except ConfigurationError as exc:
+                return 400, {"error": str(exc)}
+            except ReliabilityError as exc:  # Prometheus unreachable, too slow, too big: not a verdict
+                return 503, {"verdict": "INCONCLUSIVE", "error": str(exc).splitlines()[0]}
+            finally:
+                slots.release()
+
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            url = urlsplit(self.path)
+            if url.path == "/healthz":
+                return self._send(200, {"status": "ok"})
+            if not self._authorized():
+                return self._send(401, {"error": "missing or wrong bearer token"})
+            if url.path != "/api/v1/verdict":
+                return self._send(404, {"error": f"no such endpoint {url.path}; use /api/v1/verdict"})
+            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+            self._send(*self._answer(query))
+
+        def do_POST(self) -> None:  # noqa: N802
+            url = urlsplit(self.path)
+            if not self._authorized():
+                return self._send(401, {"error": "missing or wrong bearer token"})
+            if url.path not in ("/flagger/confirm", "/flagger/check"):
+                return self._send(404, {"error": f"no such endpoint {url.path}; use /flagger/confirm or /flagger/check"})
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= MAX_BODY:
+                return self._send(400, {"error": f"the body must be Flagger's JSON payload, at most {MAX_BODY} bytes"})
+            try:
+                payload = json.loads(self.rfile.read(length))
+                meta = {str(k): str(v) for k, v in (payload.get("metadata") or {}).items()}
+            except (ValueError, AttributeError):
+                return self._send(400, {"error": "the body is not Flagger's JSON payload (name, namespace, phase, "
+                                                 "metadata)"})
+            status, body = self._answer(meta)
+            body = {**body, "name": payload.get("name"), "namespace": payload.get("namespace")}
+            if status == 200:
+                decided = body["verdict"]
+                if url.path == "/flagger/confirm" and decided != "GO":
+                    status = 412  # not proven yet (or NO-GO): promotion waits
+                elif url.path == "/flagger/check" and decided == "NO-GO":
+                    status = 500  # a failed check: Flagger counts it and rolls back
+            self._send(status, body)
+
+    return Handler
+
+
+def serve(*, host: str = "127.0.0.1", port: int = 8080, selector: str = "",
+          ready: threading.Event | None = None) -> int:
+    """Answer until interrupted; the Prometheus URL and credentials come from the environment."""
+    client = from_env()
+    token = os.environ.get(TOKEN_VARIABLE) or None
+    httpd = ThreadingHTTPServer((host, port), make_handler(client, token=token, selector=selector))
+    httpd.daemon_threads = True
+    print(f"serving the watch verdict on http://{host}:{httpd.server_address[1]} "
+          f"({'bearer token required' if token else 'no token: set ' + TOKEN_VARIABLE + ' to require one'})",
+          flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+    return 0
