@@ -5,10 +5,12 @@ Two shapes, one answer (the look of :mod:`reliability.gate.watch` at the request
 - ``GET /api/v1/verdict?candidate=v1.9.1&start=2025-10-26T09:00:00Z`` returns JSON that Argo
   Rollouts' ``web`` metric provider reads with ``jsonPath: "{$.verdict}"`` (``GO``, ``NO-GO`` or
   ``INCONCLUSIVE`` while the evidence is still short) and the figures beside it.
-- ``POST /flagger/confirm`` and ``POST /flagger/check`` take Flagger's webhook payload (``name``,
-  ``namespace``, ``phase``, ``metadata`` with ``candidate`` and ``start``). ``confirm`` (a
-  ``confirm-promotion`` hook) answers 200 only on GO, so promotion waits until R is proven;
-  ``check`` (a ``rollout`` hook) answers non-2xx only on NO-GO, so Flagger rolls back.
+- ``POST /flagger/confirm``, ``/flagger/check`` and ``/flagger/rollback`` take Flagger's webhook
+  payload (``name``, ``namespace``, ``phase``, ``metadata`` with ``candidate`` and ``start``).
+  ``confirm`` (a ``confirm-promotion`` hook) answers 200 only on GO, so promotion waits until R is
+  proven; ``check`` (a ``rollout`` hook) answers non-2xx only on NO-GO, a failed check; ``rollback``
+  (a ``rollback`` hook) answers 200 only on NO-GO, so Flagger rolls back at once. Flagger sends no
+  headers, so its calls may carry the token as ``metadata.token`` instead.
 
 It binds 127.0.0.1 unless told otherwise, requires ``Authorization: Bearer <token>`` when
 ``RELIABILITY_SERVE_TOKEN`` is set, validates every parameter before it reaches PromQL (the
@@ -88,11 +90,12 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
             self.end_headers()
             self.wfile.write(data)
 
-        def _authorized(self) -> bool:
+        def _authorized(self, carried: str | None = None) -> bool:
             if not token:
                 return True
             given = self.headers.get("Authorization", "")
-            return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+            return (hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+                    or (carried is not None and hmac.compare_digest(carried.encode(), token.encode())))
 
         def _answer(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
             if not slots.acquire(timeout=30):
@@ -119,10 +122,7 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
 
         def do_POST(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
-            if not self._authorized():
-                return self._send(401, {"error": "missing or wrong bearer token"})
-            if url.path not in ("/flagger/confirm", "/flagger/check"):
-                return self._send(404, {"error": f"no such endpoint {url.path}; use /flagger/confirm or /flagger/check"})
+            hooks = ("/flagger/confirm", "/flagger/check", "/flagger/rollback")
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= MAX_BODY:
                 return self._send(400, {"error": f"the body must be Flagger's JSON payload, at most {MAX_BODY} bytes"})
@@ -132,6 +132,10 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
             except (ValueError, AttributeError):
                 return self._send(400, {"error": "the body is not Flagger's JSON payload (name, namespace, phase, "
                                                  "metadata)"})
+            if not self._authorized(meta.pop("token", None)):
+                return self._send(401, {"error": "missing or wrong bearer token (header, or metadata.token)"})
+            if url.path not in hooks:
+                return self._send(404, {"error": f"no such endpoint {url.path}; use {', '.join(hooks)}"})
             status, body = self._answer(meta)
             body = {**body, "name": payload.get("name"), "namespace": payload.get("namespace")}
             if status == 200:
@@ -140,6 +144,8 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
                     status = 412  # not proven yet (or NO-GO): promotion waits
                 elif url.path == "/flagger/check" and decided == "NO-GO":
                     status = 500  # a failed check: Flagger counts it and rolls back
+                elif url.path == "/flagger/rollback" and decided != "NO-GO":
+                    status = 412  # nothing to roll back for
             self._send(status, body)
 
     return Handler

@@ -56,10 +56,10 @@ def argo(base: str, **params: str) -> requests.Response:
 
 
 def flagger(base: str, hook: str, metadata: dict[str, str]) -> requests.Response:
-    """What Flagger sends to a webhook: a POST of its JSON payload, metadata as strings."""
-    payload = {"name": "love-backend", "namespace": "clinics", "phase": "Progressing", "checksum": "abc123",
-               "metadata": metadata}
-    return requests.post(f"{base}/flagger/{hook}", json=payload, headers=auth(), timeout=60)
+    """What Flagger sends to a webhook: a POST of its JSON payload, metadata as strings, and no headers."""
+    payload = {"name": "love-backend", "namespace": "clinics", "phase": "Progressing",
+               "metadata": {**metadata, "token": TOKEN}}
+    return requests.post(f"{base}/flagger/{hook}", json=payload, timeout=60)
 
 
 def test_argo_reads_go_for_the_canary_and_no_go_for_the_bad_deploy(server: str, truth: dict, prometheus_url: str) -> None:
@@ -87,6 +87,9 @@ def test_flagger_promotes_only_on_go_and_rolls_back_on_no_go(server: str, truth:
     r = flagger(server, "check", failing)
     assert r.status_code == 500 and r.json()["verdict"] == "NO-GO"     # Flagger counts a failed check
     assert r.json()["name"] == "love-backend"
+    assert flagger(server, "rollback", failing).status_code == 200     # a rollback hook rolls back at once
+    assert flagger(server, "rollback", waiting).status_code == 412
+    assert TOKEN not in r.text
 
 
 def test_callers_without_the_token_or_with_bad_parameters_get_no_work_done(server: str, truth: dict) -> None:
