@@ -173,7 +173,7 @@ def _promote_on_go(args: argparse.Namespace, verdict: str, stable_file: Path) ->
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from reliability.gate.params import ProofParams
-    from reliability.gate.watch import looks
+    from reliability.gate.watch import LookLog, looks
     from reliability.report.bundle import produce
     from reliability.source import from_env
     from reliability.times import parse_duration, parse_time
@@ -182,6 +182,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     interval = parse_duration(args.interval, name="--interval")
     min_watch = parse_duration(args.min_watch, name="--min-watch")
     args.end, args.deadline = args.deadline, args.proof_deadline  # the final proof's window and time bound
+    if not args.out:  # the same command finds the same folder and state again after a restart
+        start = parse_time(args.start, name="--start")
+        args.out = str(paths.repo(args.repo) / "reports" / f"{args.candidate}-watch-{start:%Y%m%dT%H%M%SZ}")
     params, out, stable_file = proof_parameters(args)
     p = ProofParams(start=parse_time(params["start"], name="--start"), end=deadline, candidate=args.candidate,
                     selector=params["selector"], confidence=params["confidence"],
@@ -189,9 +192,18 @@ def cmd_watch(args: argparse.Namespace) -> int:
     client = from_env().scoped(p.service_scope())
     _say(f"watch: {args.candidate} from {params['start']} until {deadline.isoformat()}, a look every "
          f"{interval:g} s, no GO before {min_watch:g} s")
+    state = Path(args.state).absolute() if args.state else out.with_name(out.name + ".watch.sqlite")
+    log = LookLog(state, {"candidate": p.candidate, "start": p.start, "selector": p.selector, "interval": interval,
+                          "confidence": p.confidence, "min_watch": min_watch})
+    resumed = len(log.recorded())
+    if resumed:
+        _say(f"watch: resuming from {state} ({resumed} looks recorded)")
     last = None
-    for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch):
-        print(last.line(), flush=True)
+    try:
+        for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch, log=log):
+            print(last.line(), flush=True)
+    finally:
+        log.close()
     watched = (last.decision if last is not None else None) or "INCONCLUSIVE"
     at = last.at if last is not None else deadline
     print(f"Watch: {watched} at {at:%Y-%m-%d %H:%M} UTC ({(at - p.start).total_seconds() / 60:.0f} min after the start)")
@@ -357,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", default="1m", help="time between looks, whole minutes (default 1m)")
     p.add_argument("--min-watch", default="60m", help="no GO before this much watching (default 60m)")
     p.add_argument("--proof-deadline", default="15m", help="the final proof's time bound (default 15m)")
+    p.add_argument("--state", help="the looks so far, kept across restarts (default: <out>.watch.sqlite); run "
+                                   "the same command again to resume")
     _proof_options(p)
     p.set_defaults(func=cmd_watch)
 

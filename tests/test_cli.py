@@ -287,3 +287,8 @@ def test_watch_replays_the_looks_and_decides_go_on_the_canary_and_no_go_on_the_b
              "--junit", str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "nogo"))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Watch: NO-GO at 2025-10-24 10:21 UTC (21 min after the start)" in r.stdout  # 24 min before the window's end
+    # Run again, the looks come from the state beside the report, not from new queries.
+    again = gate("watch", "--candidate", "v1.9.0", "--start", bad["start"], "--deadline", bad["end"],
+                 "--junit", str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "nogo"), "--replace")
+    assert again.returncode == 1 and "resuming from" in again.stderr and "(21 looks recorded)" in again.stderr
+    assert "Watch: NO-GO at 2025-10-24 10:21 UTC" in again.stdout

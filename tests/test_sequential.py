@@ -74,3 +74,30 @@ def test_a_good_canary_is_go_soon_after_the_minimum_watch() -> None:
     assert minutes <= 15
     go_min, _ = first_decisions(n, e, alpha=ALPHA, min_steps=MIN_WATCH_MINUTES)
     assert (go_min >= MIN_WATCH_MINUTES - 1).all() and np.mean(go_min == MIN_WATCH_MINUTES - 1) > 0.99  # its first allowed look
+
+
+@pytest.mark.prometheus
+def test_a_killed_watch_resumes_from_its_log_with_the_same_looks_and_decision(client, truth, tmp_path) -> None:
+    from conftest import ts
+    from reliability.gate.params import ProofParams
+    from reliability.gate.watch import LookLog, looks
+
+    w = truth["windows"]["bad_deploy"]
+    params = ProofParams(start=ts(w["start"]), end=ts(w["end"]), candidate="v1.9.0")
+    spec = {"candidate": "v1.9.0", "start": w["start"]}
+    straight = [(x.at, x.look.requests, x.decision) for x in looks(client, params, ts(w["end"]))]
+    log = LookLog(tmp_path / "state.sqlite", spec)
+    for i, _ in enumerate(looks(client, params, ts(w["end"]), log=log)):
+        if i == 9:
+            break  # killed after ten looks: each was committed as it was made
+    log.close()
+    again = LookLog(tmp_path / "state.sqlite", spec)
+    assert len(again.recorded()) == 10
+    resumed = [(x.at, x.look.requests, x.decision) for x in looks(client, params, ts(w["end"]), log=again)]
+    assert resumed == straight and straight[-1][2] == "NO-GO"
+    assert len(again.recorded()) == len(straight)
+    again.close()
+    from reliability.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="holds the looks of another watch"):
+        LookLog(tmp_path / "state.sqlite", {**spec, "candidate": "v1.9.1"})

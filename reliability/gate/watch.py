@@ -10,10 +10,13 @@ proof (every other required check, and the report) runs once, at the decision.
 """
 from __future__ import annotations
 
+import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 
@@ -42,24 +45,71 @@ class WatchedLook:
                 f"(decides at {1 / lk.alpha:g})" + (f"  -> {self.decision}" if self.decision else ""))
 
 
+class LookLog:
+    """The looks so far, on disk (SQLite, one transaction per look), so a killed watcher resumes.
+
+    The evidence is recomputed from Prometheus' counts since the canary's start at every look,
+    so resuming loses nothing and restarts nothing: the log keeps which looks were made and what
+    they said, and refuses to continue a different watch (other candidate, start, selector...).
+    """
+
+    def __init__(self, path: str | Path, watch: dict[str, object]) -> None:
+        self.path, self.watch = Path(path), json.dumps(watch, sort_keys=True, default=str)
+        self.db = sqlite3.connect(self.path)
+        with self.db:
+            self.db.execute("CREATE TABLE IF NOT EXISTS watch (spec TEXT NOT NULL)")
+            self.db.execute("CREATE TABLE IF NOT EXISTS looks (at TEXT PRIMARY KEY, requests REAL, errors REAL, "
+                            "phi REAL, log_go REAL, log_nogo REAL, alpha REAL, decision TEXT)")
+            row = self.db.execute("SELECT spec FROM watch").fetchone()
+            if row is None:
+                self.db.execute("INSERT INTO watch VALUES (?)", (self.watch,))
+            elif row[0] != self.watch:
+                raise ConfigurationError(f"{self.path} holds the looks of another watch ({row[0]}); give another "
+                                         "--state file, or remove it to start this watch afresh")
+
+    def recorded(self) -> list[WatchedLook]:
+        rows = self.db.execute("SELECT at, requests, errors, phi, log_go, log_nogo, alpha, decision FROM looks "
+                               "ORDER BY at").fetchall()
+        return [WatchedLook(datetime.fromisoformat(at), Look(n, e, phi, go, nogo, alpha), decision)
+                for at, n, e, phi, go, nogo, alpha, decision in rows]
+
+    def record(self, current: WatchedLook) -> None:
+        lk = current.look
+        with self.db:  # committed before the next look starts
+            self.db.execute("INSERT OR REPLACE INTO looks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (current.at.isoformat(), lk.requests, lk.errors, lk.phi, lk.log_go, lk.log_nogo,
+                             lk.alpha, current.decision))
+
+    def close(self) -> None:
+        self.db.close()
+
+
 def looks(client: PrometheusClient, params: ProofParams, deadline: datetime, *, interval: float = 60.0,
           alpha: float = 0.05, min_watch: float = MIN_WATCH_MINUTES * 60.0,
           now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-          sleep: Callable[[float], None] = time.sleep) -> Iterator[WatchedLook]:
+          sleep: Callable[[float], None] = time.sleep, log: LookLog | None = None) -> Iterator[WatchedLook]:
     """Every look from ``params.start`` + ``interval`` to ``deadline``, stopping after the deciding one.
 
-    A look in the future is waited for (``sleep``); looks in the past are replayed at once.
+    A look in the future is waited for (``sleep``); looks in the past are replayed at once. With
+    ``log``, the looks it holds are yielded first (not repeated) and each new one is recorded.
     """
     if interval < STEP or interval % STEP:
         raise ConfigurationError(f"--interval {interval:g} s: use whole minutes (the counts are per minute)")
     if deadline <= params.start:
         raise ConfigurationError(f"--deadline {deadline.isoformat()} is not after --start {params.start.isoformat()}")
     at = params.start + timedelta(seconds=interval)
+    for old in log.recorded() if log is not None else []:
+        yield old
+        if old.decision:
+            return
+        at = old.at + timedelta(seconds=interval)
     while at <= deadline:
         wait = (at - now()).total_seconds()
         if wait > 0:
             sleep(wait)
         current = look_at(client, params, at, alpha=alpha, min_watch=min_watch)
+        if log is not None:
+            log.record(current)
         yield current
         if current.decision:
             return
