@@ -12,7 +12,7 @@ import time
 
 from benchmarks.common import machine
 
-MODULES = ("pushdown", "replay", "report_phases", "engines", "scaling", "clustered")
+MODULES = ("pushdown", "replay", "report_phases", "engines", "scaling", "clustered", "watch")
 
 
 def main(argv: list[str] | None = None) -> int:
