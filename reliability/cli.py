@@ -171,6 +171,28 @@ def _promote_on_go(args: argparse.Namespace, verdict: str, stable_file: Path) ->
             print(f"Not promoted: the verdict is {verdict}, {stable_file} is unchanged")
 
 
+def _missing(last: Any, start: datetime, threshold: float, min_watch: float) -> str:
+    """What an undecided watch lacks: requests, and the time they take at the watched traffic."""
+    from reliability.analysis.stats.sequential import requests_needed
+    from reliability.times import format_duration
+
+    lk = last.look
+    if lk.requests == 0:
+        return "no requests from the candidate yet: is it taking traffic, and does --candidate match its version label?"
+    need = requests_needed(lk, threshold=threshold)
+    if need is None:
+        return (f"R = {lk.r:.5f} is not above {threshold}: at this 5xx ratio no amount of traffic proves it; "
+                "it is not failing clearly enough for NO-GO either")
+    watched = (last.at - start).total_seconds()
+    wait = f"; and no GO before the minimum watch, {format_duration(min_watch - watched)} more" if watched < min_watch else ""
+    if need <= lk.requests:
+        return f"the evidence is there{wait}: set a later --deadline"
+    rate = lk.requests / max(watched, 1.0)
+    return (f"not proven yet: about {need:,.0f} requests in all are needed ({need - lk.requests:,.0f} more), "
+            f"about {format_duration(max(60, round((need - lk.requests) / rate)))} more at this traffic, if the 5xx "
+            f"ratio and its clustering stay as observed{wait}")
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from reliability.gate.params import ProofParams
     from reliability.gate.watch import LookLog, looks
@@ -207,6 +229,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     watched = (last.decision if last is not None else None) or "INCONCLUSIVE"
     at = last.at if last is not None else deadline
     print(f"Watch: {watched} at {at:%Y-%m-%d %H:%M} UTC ({(at - p.start).total_seconds() / 60:.0f} min after the start)")
+    if watched == "INCONCLUSIVE" and last is not None:
+        print(f"  {_missing(last, p.start, p.threshold, min_watch)}")
     params["end"] = at.isoformat()
     _start(params)
     bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))

@@ -119,6 +119,30 @@ class Look:
         return None
 
 
+def requests_needed(look: Look, *, threshold: float = 0.98, limit: float = 1e9) -> float | None:
+    """Requests in all (as counted, before the φ adjustment) at which the GO evidence would reach 1/α,
+    if the 5xx ratio and the clustering stay as observed; None when it never would (R not above the threshold).
+    """
+    if look.requests <= 0 or look.r <= threshold or not np.isfinite(look.phi):
+        return None
+    rate, bar = look.errors / look.requests, np.log(1 / look.alpha)
+
+    def evidence(n: float) -> float:
+        return float(log_evidence(n / look.phi, n * rate / look.phi, threshold=threshold, below=True))
+
+    if evidence(look.requests) >= bar:
+        return look.requests
+    low, high = look.requests, look.requests * 2
+    while evidence(high) < bar:
+        low, high = high, high * 2
+        if high > limit:
+            return None
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if evidence(mid) < bar else (low, mid)
+    return high
+
+
 def look(requests: np.ndarray, errors: np.ndarray, *, threshold: float = 0.98, alpha: float = 0.05) -> Look:
     """The look after the per-step counts ``requests``/``errors`` (one canary, from its start)."""
     n, e = np.asarray(requests, dtype=float), np.asarray(errors, dtype=float)
