@@ -21,29 +21,39 @@ TOKEN = "test-token-not-a-secret"
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def server(prometheus_url: str):
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def start(prometheus_url: str, port: int) -> subprocess.Popen:
+    """`reliability serve` as a process, answering once /healthz does."""
     env = {**os.environ, "PROMETHEUS_URL": prometheus_url, "RELIABILITY_SERVE_TOKEN": TOKEN}
     proc = subprocess.Popen([sys.executable, "-m", "reliability", "serve", "--port", str(port), "--selector",
-                             'job="love-backend"'], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+                             'job="love-backend"'], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         try:
-            requests.get(f"{base}/healthz", timeout=1)
-            break
+            requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
         except requests.RequestException:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
             time.sleep(0.2)
-    yield base
-    os.killpg(proc.pid, signal.SIGTERM)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    os.killpg(proc.pid, sig)
     proc.wait(timeout=10)
-    if proc.stdout:
-        proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(prometheus_url: str):
+    port = free_port()
+    proc = start(prometheus_url, port)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
 
 
 def auth() -> dict[str, str]:
@@ -106,3 +116,53 @@ def test_callers_without_the_token_or_with_bad_parameters_get_no_work_done(serve
     r = requests.post(f"{server}/flagger/confirm", data=b"not json", headers={**auth(), "Content-Type": "application/json"},
                       timeout=10)
     assert r.status_code == 400
+
+
+def test_fifty_canaries_a_thousand_calls_and_a_kill_minus_9_lose_nothing(prometheus_url: str, truth: dict) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    canary, bad = ts(truth["windows"]["canary"]["start"]), ts(truth["windows"]["bad_deploy"]["start"])
+    canaries = [("v1.9.1", canary + timedelta(minutes=k)) for k in range(25)] + \
+               [("v1.9.0", bad + timedelta(minutes=k)) for k in range(25)]
+    calls = [(c, s0, s0 + timedelta(minutes=10 + 4 * i)) for c, s0 in canaries for i in range(20)]  # 1,000
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def ask(call: tuple) -> tuple[float, tuple]:
+        candidate, s0, at = call
+        while True:  # a load generator that retries until answered: nothing may be lost
+            t0 = time.perf_counter()
+            try:
+                r = requests.get(f"{base}/api/v1/verdict", headers=auth(), timeout=60,
+                                 params={"candidate": candidate, "start": s0.isoformat(), "at": at.isoformat()})
+            except requests.ConnectionError:
+                time.sleep(0.1)
+                continue
+            assert r.status_code == 200, r.text
+            b = r.json()
+            return time.perf_counter() - t0, (b["verdict"], b["requests"], b["errors_5xx"])
+
+    proc = start(prometheus_url, port)
+    with ThreadPoolExecutor(8) as pool:  # bounded concurrency
+        reference = list(pool.map(ask, calls))
+    stop(proc)
+    proc = start(prometheus_url, port)
+    done = []
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(ask, c) for c in calls]
+            for i, f in enumerate(futures):
+                done.append(f.result())
+                if i == 500:  # kill -9 in the middle, then start again on the same port
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+                    proc = start(prometheus_url, port)
+    finally:
+        stop(proc)
+    assert [a for _, a in done] == [a for _, a in reference]  # no call lost, no decision changed
+    latency = np.array([t for t, _ in reference]) * 1000
+    print(f"1,000 calls over 50 canaries, 8 at a time: p50 {np.percentile(latency, 50):.0f} ms, "
+          f"p99 {np.percentile(latency, 99):.0f} ms; after kill -9 and restart: identical answers")
+    assert {a[0] for _, a in reference} == {"GO", "NO-GO", "INCONCLUSIVE"}
