@@ -209,7 +209,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         args.out = str(paths.repo(args.repo) / "reports" / f"{args.candidate}-watch-{start:%Y%m%dT%H%M%SZ}")
     params, out, stable_file = proof_parameters(args)
     p = ProofParams(start=parse_time(params["start"], name="--start"), end=deadline, candidate=args.candidate,
-                    selector=params["selector"], confidence=params["confidence"],
+                    stable=params["stable"], selector=params["selector"], confidence=params["confidence"],
                     version_label=params["version_label"], partial_scope=args.partial_scope)
     client = from_env().scoped(p.service_scope())
     _say(f"watch: {args.candidate} from {params['start']} until {deadline.isoformat()}, a look every "

@@ -111,3 +111,54 @@ def test_an_undecided_look_says_how_many_more_requests_would_decide() -> None:
     assert need is not None and need > 200
     assert log_evidence(need / 2.0, need * 0.005 / 2.0) == pytest.approx(np.log(1 / ALPHA), abs=1e-6)
     assert requests_needed(Look(1000.0, 30.0, 1.0, 0.0, 0.0, ALPHA)) is None  # R = 0.97: never
+
+
+def newcombe_repeated(candidate: tuple, stable: tuple, margin: float = 0.005) -> np.ndarray:
+    """The proof's fixed comparison (Newcombe's hybrid score interval, 95 %) re-run at every look."""
+    from scipy.stats import norm
+
+    z = norm.ppf(1 - ALPHA)
+
+    def wilson(n: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = e / np.maximum(n, 1)
+        centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return p, centre - half, centre + half
+
+    (cn, ce), (sn, se) = ([np.cumsum(a, axis=1).astype(float) for a in g] for g in (candidate, stable))
+    pc, lc, uc = wilson(np.maximum(cn, 1), ce)
+    ps, ls, us = wilson(np.maximum(sn, 1), se)
+    upper = pc - ps + np.sqrt((uc - pc) ** 2 + (ps - ls) ** 2)
+    return (upper < margin).any(axis=1)
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_candidate_vs_stable_at_the_margin_is_rarely_called_non_inferior(clustered: bool) -> None:
+    from reliability.analysis.stats.sequential import compare_looks
+
+    # A 10 % canary (1 request/s) against the stable's 9/s; the candidate exactly 0.5 points worse.
+    rng, pairs = np.random.default_rng(11 + clustered), 600
+    groups = []
+    for rate, rps in ((0.008, 1.0), (0.003, 9.0)):
+        if clustered:  # incidents of 1 min, 20 % of the time, in both versions
+            n, e, _ = simulate(rng, hours=MINUTES / 60, rps=rps, incident_minutes=1.0, incident_share=0.2,
+                               r=1 - rate, windows=pairs)
+        else:
+            n = rng.poisson(rps * 60, (pairs, MINUTES))
+            e = rng.binomial(n, rate)
+        groups.append((n, e))
+    ok, _ = compare_looks(groups[0], groups[1], alpha=ALPHA, min_steps=MIN_WATCH_MINUTES, iterations=20)
+    watch, fixed = int((ok >= 0).sum()), int(newcombe_repeated(*groups).sum())
+    print(f"{'incidents' if clustered else 'independent'}: sequential false non-inferior {watch}/{pairs} "
+          f"(95% upper {upper_ci(watch, pairs):.4f}); Newcombe at every look {fixed / pairs:.3f}")
+    assert upper_ci(watch, pairs) <= ALPHA
+
+
+def test_an_equal_candidate_is_proven_non_inferior_within_the_canary() -> None:
+    from reliability.analysis.stats.sequential import compare_looks
+
+    rng = np.random.default_rng(5)
+    n_c, n_s = rng.poisson(300, (200, MINUTES)), rng.poisson(300, (200, MINUTES))  # a 50 % canary
+    ok, bad = compare_looks((n_c, rng.binomial(n_c, 0.003)), (n_s, rng.binomial(n_s, 0.003)), alpha=ALPHA,
+                            min_steps=MIN_WATCH_MINUTES, iterations=20)
+    assert (ok >= 0).mean() > 0.95 and (bad < 0).all()
+    print(f"equal rates, 50 % canary: non-inferior in {np.mean(ok >= 0):.0%} of canaries, median minute {np.median(ok[ok >= 0]) + 1:.0f}")

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from reliability.analysis import measure
-from reliability.analysis.stats.sequential import MIN_WATCH_MINUTES, Look, look
+from reliability.analysis.stats.sequential import MIN_WATCH_MINUTES, Look, compare_step, look
 from reliability.errors import ConfigurationError, NoDataError
 from reliability.gate.params import ProofParams
 from reliability.source.prom import PrometheusClient
+from reliability.source.promql import matcher
 
 STEP = 60.0  # seconds per count; a look is at most once a step
 
@@ -36,13 +37,15 @@ class WatchedLook:
     at: datetime
     look: Look
     decision: str | None
+    versus: str = ""  # candidate vs stable at this look: non-inferior, inferior, open ("" without a stable)
 
     def line(self) -> str:
         lk = self.look
         go, nogo = np.exp(min(lk.log_go, 700)), np.exp(min(lk.log_nogo, 700))
         return (f"{self.at:%Y-%m-%d %H:%M} UTC  requests {lk.requests:>9,.0f}  5xx {lk.errors:>7,.0f}  "
                 f"R {lk.r:.5f}  phi {lk.phi:6.2f}  evidence R>0.98 {go:9.3g}  R<0.98 {nogo:9.3g}  "
-                f"(decides at {1 / lk.alpha:g})" + (f"  -> {self.decision}" if self.decision else ""))
+                f"(decides at {1 / lk.alpha:g})" + (f"  vs stable: {self.versus}" if self.versus else "")
+                + (f"  -> {self.decision}" if self.decision else ""))
 
 
 class LookLog:
@@ -59,7 +62,7 @@ class LookLog:
         with self.db:
             self.db.execute("CREATE TABLE IF NOT EXISTS watch (spec TEXT NOT NULL)")
             self.db.execute("CREATE TABLE IF NOT EXISTS looks (at TEXT PRIMARY KEY, requests REAL, errors REAL, "
-                            "phi REAL, log_go REAL, log_nogo REAL, alpha REAL, decision TEXT)")
+                            "phi REAL, log_go REAL, log_nogo REAL, alpha REAL, decision TEXT, versus TEXT)")
             row = self.db.execute("SELECT spec FROM watch").fetchone()
             if row is None:
                 self.db.execute("INSERT INTO watch VALUES (?)", (self.watch,))
@@ -68,17 +71,17 @@ class LookLog:
                                          "--state file, or remove it to start this watch afresh")
 
     def recorded(self) -> list[WatchedLook]:
-        rows = self.db.execute("SELECT at, requests, errors, phi, log_go, log_nogo, alpha, decision FROM looks "
+        rows = self.db.execute("SELECT at, requests, errors, phi, log_go, log_nogo, alpha, decision, versus FROM looks "
                                "ORDER BY at").fetchall()
-        return [WatchedLook(datetime.fromisoformat(at), Look(n, e, phi, go, nogo, alpha), decision)
-                for at, n, e, phi, go, nogo, alpha, decision in rows]
+        return [WatchedLook(datetime.fromisoformat(at), Look(n, e, phi, go, nogo, alpha), decision, versus or "")
+                for at, n, e, phi, go, nogo, alpha, decision, versus in rows]
 
     def record(self, current: WatchedLook) -> None:
         lk = current.look
         with self.db:  # committed before the next look starts
-            self.db.execute("INSERT OR REPLACE INTO looks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.execute("INSERT OR REPLACE INTO looks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (current.at.isoformat(), lk.requests, lk.errors, lk.phi, lk.log_go, lk.log_nogo,
-                             lk.alpha, current.decision))
+                             lk.alpha, current.decision, current.versus))
 
     def close(self) -> None:
         self.db.close()
@@ -118,15 +121,26 @@ def looks(client: PrometheusClient, params: ProofParams, deadline: datetime, *, 
 
 def look_at(client: PrometheusClient, params: ProofParams, at: datetime, *, alpha: float = 0.05,
             min_watch: float = MIN_WATCH_MINUTES * 60.0) -> WatchedLook:
-    """The look at ``at``: the candidate's per-minute counts since ``params.start`` (two range queries)."""
-    try:
-        counts = measure.step_counts(client, params.start, at, step=STEP, selector=params.candidate_matchers())
-    except NoDataError:  # no canary traffic yet: a look with nothing to count
-        counts = None
-    n = counts["requests"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
-    e = counts["errors"].to_numpy(dtype=float) if counts is not None else np.zeros(0)
+    """The look at ``at``: the candidate's per-minute counts since ``params.start`` (two range queries),
+    and with a stable version, the stable's (two more) for the sequential comparison (context, not decisive)."""
+    n, e = _counts(client, params, at, params.candidate_matchers())
     lk = look(n, e, threshold=params.threshold, alpha=alpha)
     decision = lk.decision
     if decision == "GO" and (at - params.start).total_seconds() < min_watch:
         decision = None  # too soon: a quiet stretch between incidents would look proven
-    return WatchedLook(at, lk, decision)
+    versus = ""
+    if params.stable:
+        sn, se = _counts(client, params, at, [*params.scope(), matcher(params.version_label, params.stable)])
+        if len(n) and len(sn):
+            steps = min(len(n), len(sn))
+            good, worse = compare_step(n[:steps], e[:steps], sn[:steps], se[:steps], margin=params.margin, alpha=alpha)
+            versus = "non-inferior" if good[0] else "inferior" if worse[0] else "open"
+    return WatchedLook(at, lk, decision, versus)
+
+
+def _counts(client: PrometheusClient, params: ProofParams, at: datetime, selector: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        counts = measure.step_counts(client, params.start, at, step=STEP, selector=selector)
+    except NoDataError:  # no traffic yet: a look with nothing to count
+        return np.zeros(0), np.zeros(0)
+    return counts["requests"].to_numpy(dtype=float), counts["errors"].to_numpy(dtype=float)

@@ -173,3 +173,65 @@ def first_decisions(requests: np.ndarray, errors: np.ndarray, *, threshold: floa
         b = undecided & ~g & (log_evidence(eff_n, eff_e, threshold=threshold, below=False) >= bar)
         go[g], nogo[b] = t, t
     return go, nogo
+
+
+def rate_bounds(requests: np.ndarray, errors: np.ndarray, *, alpha: float = 0.05,
+                iterations: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """An anytime-valid confidence sequence for the 5xx rate, ``(lower, upper)``, each side at ``alpha``.
+
+    The upper bound is the smallest rate q0 the evidence already rules out from above (the GO
+    martingale against q0 reaches 1/α), the lower the largest it rules out from below; both by
+    bisection over q0, vectorized. Counts may be effective (divided by φ).
+    """
+    n, e = np.broadcast_arrays(np.asarray(requests, dtype=float), np.asarray(errors, dtype=float))
+    bar = np.log(1 / alpha)
+
+    def search(below: bool) -> np.ndarray:
+        lo, hi = np.full(n.shape, 1e-9), np.full(n.shape, 1 - 1e-9)
+        for _ in range(iterations):
+            mid = (lo + hi) / 2
+            strong = log_evidence(n, e, threshold=1 - mid, below=below) >= bar
+            if below:  # evidence that the rate is below mid: mid is above the upper bound
+                hi, lo = np.where(strong, mid, hi), np.where(strong, lo, mid)
+            else:      # evidence that the rate is above mid: mid is below the lower bound
+                lo, hi = np.where(strong, mid, lo), np.where(strong, hi, mid)
+        return hi if below else lo
+
+    upper = search(True)
+    lower = np.where(e > 0, search(False), 0.0)
+    return lower, upper
+
+
+def compare_step(cn: np.ndarray, ce: np.ndarray, sn: np.ndarray, se: np.ndarray, *, margin: float = 0.005,
+                 alpha: float = 0.05, adjust: bool = True, iterations: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """At the latest look (per-step counts ``canaries x steps so far``): (non-inferior, inferior) per canary.
+
+    Each group's rate gets an anytime-valid confidence sequence at α/2 (both hold together with
+    1 - α) on its φ-adjusted counts; non-inferior once the candidate's upper bound is less than
+    ``margin`` above the stable's lower bound, inferior once its lower bound is more than
+    ``margin`` above the stable's upper bound.
+    """
+    cn, ce, sn, se = (np.atleast_2d(np.asarray(a, dtype=float)) for a in (cn, ce, sn, se))
+    phi_c = effective_phi(cn, ce) if adjust else np.ones(len(cn))
+    phi_s = effective_phi(sn, se) if adjust else np.ones(len(sn))
+    c_lo, c_hi = rate_bounds(cn.sum(axis=1) / phi_c, ce.sum(axis=1) / phi_c, alpha=alpha / 2, iterations=iterations)
+    s_lo, s_hi = rate_bounds(sn.sum(axis=1) / phi_s, se.sum(axis=1) / phi_s, alpha=alpha / 2, iterations=iterations)
+    good = c_hi - s_lo < margin
+    return good, ~good & (c_lo - s_hi > margin)
+
+
+def compare_looks(candidate: tuple[np.ndarray, np.ndarray], stable: tuple[np.ndarray, np.ndarray], *,
+                  margin: float = 0.005, alpha: float = 0.05, adjust: bool = True, min_steps: int = 0,
+                  iterations: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate vs stable, looked at every step (:func:`compare_step`): the first look proving
+    non-inferiority, and inferiority, per canary (``canaries x steps`` counts); -1: never."""
+    (cn, ce), (sn, se) = ([np.asarray(a, dtype=float) for a in g] for g in (candidate, stable))
+    rows, steps = cn.shape
+    ok, bad = np.full(rows, -1), np.full(rows, -1)
+    for t in range(steps):
+        good, worse = compare_step(cn[:, :t + 1], ce[:, :t + 1], sn[:, :t + 1], se[:, :t + 1], margin=margin,
+                                   alpha=alpha, adjust=adjust, iterations=iterations)
+        open_ = (ok < 0) & (bad < 0)
+        good, worse = open_ & good & (t + 1 >= min_steps), open_ & worse
+        ok[good], bad[worse] = t, t
+    return ok, bad
