@@ -14,7 +14,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from reliability.analysis import measure
 from reliability.analysis.stats.sequential import MIN_WATCH_MINUTES, Look, compare_step, look
-from reliability.errors import ConfigurationError, NoDataError
+from reliability.errors import ConfigurationError
 from reliability.gate.params import ProofParams
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import matcher
@@ -106,11 +106,12 @@ def looks(client: PrometheusClient, params: ProofParams, deadline: datetime, *, 
         if old.decision:
             return
         at = old.at + timedelta(seconds=interval)
+    seen: dict[str, Counts] = {}  # the counts so far, so each look asks only for the minutes since the last
     while at <= deadline:
         wait = (at - now()).total_seconds()
         if wait > 0:
             sleep(wait)
-        current = look_at(client, params, at, alpha=alpha, min_watch=min_watch)
+        current = look_at(client, params, at, alpha=alpha, min_watch=min_watch, seen=seen)
         if log is not None:
             log.record(current)
         yield current
@@ -120,17 +121,22 @@ def looks(client: PrometheusClient, params: ProofParams, deadline: datetime, *, 
 
 
 def look_at(client: PrometheusClient, params: ProofParams, at: datetime, *, alpha: float = 0.05,
-            min_watch: float = MIN_WATCH_MINUTES * 60.0) -> WatchedLook:
+            min_watch: float = MIN_WATCH_MINUTES * 60.0, seen: dict[str, Counts] | None = None) -> WatchedLook:
     """The look at ``at``: the candidate's per-minute counts since ``params.start`` (two range queries),
-    and with a stable version, the stable's (two more) for the sequential comparison (context, not decisive)."""
-    n, e = _counts(client, params, at, params.candidate_matchers())
+    and with a stable version, the stable's (two more) for the sequential comparison (context, not decisive).
+
+    With ``seen`` (the counts of earlier looks, filled in here) only the minutes since the last look are asked.
+    """
+    seen = {} if seen is None else seen
+    n, e = seen.setdefault("candidate", Counts()).update(client, params, at, params.candidate_matchers())
     lk = look(n, e, threshold=params.threshold, alpha=alpha)
     decision = lk.decision
     if decision == "GO" and (at - params.start).total_seconds() < min_watch:
         decision = None  # too soon: a quiet stretch between incidents would look proven
     versus = ""
     if params.stable:
-        sn, se = _counts(client, params, at, [*params.scope(), matcher(params.version_label, params.stable)])
+        sn, se = seen.setdefault("stable", Counts()).update(
+            client, params, at, [*params.scope(), matcher(params.version_label, params.stable)])
         if len(n) and len(sn):
             steps = min(len(n), len(sn))
             good, worse = compare_step(n[:steps], e[:steps], sn[:steps], se[:steps], margin=params.margin, alpha=alpha)
@@ -138,9 +144,24 @@ def look_at(client: PrometheusClient, params: ProofParams, at: datetime, *, alph
     return WatchedLook(at, lk, decision, versus)
 
 
-def _counts(client: PrometheusClient, params: ProofParams, at: datetime, selector: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        counts = measure.step_counts(client, params.start, at, step=STEP, selector=selector)
-    except NoDataError:  # no traffic yet: a look with nothing to count
-        return np.zeros(0), np.zeros(0)
-    return counts["requests"].to_numpy(dtype=float), counts["errors"].to_numpy(dtype=float)
+@dataclass
+class Counts:
+    """One version's per-minute requests and 5xx since the canary's start, extended look by look.
+
+    A minute's ``increase()`` does not depend on the range it is asked in, so appending the new
+    minutes gives exactly what one query over the whole watch would.
+    """
+
+    requests: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    errors: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    until: datetime | None = None
+
+    def update(self, client: PrometheusClient, params: ProofParams, at: datetime,
+               selector: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        since = self.until or params.start
+        if at > since:
+            counts = measure.step_counts(client, since, at, step=STEP, selector=selector)
+            self.requests = np.concatenate([self.requests, counts["requests"].to_numpy(dtype=float)])
+            self.errors = np.concatenate([self.errors, counts["errors"].to_numpy(dtype=float)])
+            self.until = at
+        return self.requests, self.errors
