@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reliability import paths
+from reliability.cli_options import EXITS, missing_evidence, proof_options, subcommand
 from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
 from reliability.gate.verdict import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE
 
@@ -171,28 +172,6 @@ def _promote_on_go(args: argparse.Namespace, verdict: str, stable_file: Path) ->
             print(f"Not promoted: the verdict is {verdict}, {stable_file} is unchanged")
 
 
-def _missing(last: Any, start: datetime, threshold: float, min_watch: float) -> str:
-    """What an undecided watch lacks: requests, and the time they take at the watched traffic."""
-    from reliability.analysis.stats.sequential import requests_needed
-    from reliability.times import format_duration
-
-    lk = last.look
-    if lk.requests == 0:
-        return "no requests from the candidate yet: is it taking traffic, and does --candidate match its version label?"
-    need = requests_needed(lk, threshold=threshold)
-    if need is None:
-        return (f"R = {lk.r:.5f} is not above {threshold}: at this 5xx ratio no amount of traffic proves it; "
-                "it is not failing clearly enough for NO-GO either")
-    watched = (last.at - start).total_seconds()
-    wait = f"; and no GO before the minimum watch, {format_duration(min_watch - watched)} more" if watched < min_watch else ""
-    if need <= lk.requests:
-        return f"the evidence is there{wait}: set a later --deadline"
-    rate = lk.requests / max(watched, 1.0)
-    return (f"not proven yet: about {need:,.0f} requests in all are needed ({need - lk.requests:,.0f} more), "
-            f"about {format_duration(max(60, round((need - lk.requests) / rate)))} more at this traffic, if the 5xx "
-            f"ratio and its clustering stay as observed{wait}")
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     from reliability.gate.params import ProofParams
     from reliability.gate.watch import LookLog, looks
@@ -230,7 +209,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     at = last.at if last is not None else deadline
     print(f"Watch: {watched} at {at:%Y-%m-%d %H:%M} UTC ({(at - p.start).total_seconds() / 60:.0f} min after the start)")
     if watched == "INCONCLUSIVE" and last is not None:
-        print(f"  {_missing(last, p.start, p.threshold, min_watch)}")
+        print(f"  {missing_evidence(last, p.start, p.threshold, min_watch)}")
     params["end"] = at.isoformat()
     _start(params)
     bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
@@ -304,61 +283,6 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
-EXITS = """exit codes:
-  0  GO (demo, init, render: the files were written; verify: verified)
-  1  NO-GO (verify: the bundle does not match its Statement)
-  2  a usage error: a wrong option, a missing file or program, found before any work
-  3  INCONCLUSIVE: the evidence is missing or not enough
-  4  the tool itself failed (a bug or a broken environment), never a verdict
-  130 interrupted (Ctrl-C)"""
-
-EXAMPLES = {
-    "demo": "example:\n  reliability demo --out /tmp/reports    # writes bad-deploy/ (NO-GO) and healthy-canary/ (GO)",
-    "proof": "example:\n  PROMETHEUS_URL=https://prometheus.example:9090 reliability proof --start now-24h --end now \\\n"
-             "      --candidate v1.9.1 --selector 'job=\"love-backend\"' --junit build/junit.xml --build $GITHUB_SHA",
-    "verify": "example:\n  reliability verify reports/v1.9.1-20251027T090000Z --key signer.pub",
-    "render": "example:\n  reliability render reports/v1.9.1-20251027T090000Z --out /tmp/audit",
-    "prometheus": "example:\n  reliability prometheus --port 9090    # then open http://127.0.0.1:9090",
-    "init": "example:\n  reliability init ../love-backend --job love-backend",
-    "serve": "example:\n  RELIABILITY_SERVE_TOKEN=s3cret reliability serve --port 8080 --selector 'job=\"love-backend\"'",
-    "watch": "example:\n  reliability watch --candidate v1.9.1 --start 2025-10-26T09:00:00Z --deadline 2025-10-26T13:00:00Z",
-}
-
-
-def _subcommand(sub: Any, name: str, summary: str, **kwargs: Any) -> argparse.ArgumentParser:
-    """A subcommand whose --help has its description, defaults, exit codes and an example."""
-    return sub.add_parser(name, help=summary, description=summary, epilog=f"{EXITS}\n\n{EXAMPLES[name]}",
-                          formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
-
-
-def _proof_options(p: argparse.ArgumentParser) -> None:
-    """The options ``proof`` and ``watch`` share."""
-    p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
-    p.add_argument("--candidate", required=True, help="the version label value to prove")
-    p.add_argument("--stable", help="default: the content of .last-stable-version")
-    p.add_argument("--junit", nargs="*", default=[], help="JUnit XML files of the candidate's tests "
-                                                         "(default: the settings' junit globs)")
-    p.add_argument("--selector", help='the service to judge, e.g. job="love-backend" (default: the settings\' job)')
-    p.add_argument("--partial-scope", action="store_true",
-                   help="allow a selector on status, route, method, instance, version... (a slice of the "
-                        "traffic); the verdict is then at best INCONCLUSIVE")
-    p.add_argument("--dependency", action="append", metavar="BREAKER",
-                   help="an external service the backend calls, by its breaker label; repeat for each (default: "
-                        "the settings' dependencies, else db, auth, realtime, storage)")
-    p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
-    p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
-    p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
-    p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/")
-    p.add_argument("--max-answer-mb", type=float, default=64.0, help="the largest answer accepted from the "
-                                                                     "server, in MB (default 64)")
-    p.add_argument("--build", help="the candidate's build or commit, for the report's provenance (default: "
-                                   "$GITHUB_SHA, $CI_COMMIT_SHA, $BUILD_SOURCEVERSION ... when set)")
-    p.add_argument("--replace", action="store_true", help="replace a finished report already in --out")
-    p.add_argument("--promote", action="store_true",
-                   help="on GO only, write the candidate into the stable-version file")
-    p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reliability", description="Prove from Prometheus history that a release "
                                      "keeps R > 0.98 (at most 2 % of requests end in a 5xx), and write the evidence.",
@@ -372,20 +296,20 @@ def build_parser() -> argparse.ArgumentParser:
     repo.add_argument("--repo", help="the repository whose settings, monitoring/ files, .last-stable-version "
                                      "and reports/ to use (default: the current directory)")
 
-    p = _subcommand(sub, "demo", parents=[repo], summary="run the proof on the bundled history (embedded Prometheus)")
+    p = subcommand(sub, "demo", parents=[repo], summary="run the proof on the bundled history (embedded Prometheus)")
     p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="which scenario (default: all)")
     p.add_argument("--out", help="parent directory of the reports (default: reports/)")
     p.set_defaults(func=cmd_demo)
 
-    p = _subcommand(sub, "proof", parents=[repo], summary="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
+    p = subcommand(sub, "proof", parents=[repo], summary="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
     p.add_argument("--start", required=True, help="ISO 8601 (2025-10-26T09:00:00Z) or now-24h")
     p.add_argument("--end", required=True, help="ISO 8601 or now")
     p.add_argument("--deadline", default="15m", help="the whole proof's time bound; past it, the rest is "
                                                      "INCONCLUSIVE (default 15m)")
-    _proof_options(p)
+    proof_options(p)
     p.set_defaults(func=cmd_proof)
 
-    p = _subcommand(sub, "watch", parents=[repo], summary="watch a canary until it is proven, looking every "
+    p = subcommand(sub, "watch", parents=[repo], summary="watch a canary until it is proven, looking every "
                     "interval: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE at the deadline")
     p.add_argument("--start", required=True, help="when the canary started taking traffic (ISO 8601 or now-1h)")
     p.add_argument("--deadline", required=True, help="the last look; INCONCLUSIVE if nothing decided by then "
@@ -395,26 +319,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proof-deadline", default="15m", help="the final proof's time bound (default 15m)")
     p.add_argument("--state", help="the looks so far, kept across restarts (default: <out>.watch.sqlite); run "
                                    "the same command again to resume")
-    _proof_options(p)
+    proof_options(p)
     p.set_defaults(func=cmd_watch)
 
-    p = _subcommand(sub, "verify", summary="check a bundle's files (and signature) against its evidence.intoto.json: "
+    p = subcommand(sub, "verify", summary="check a bundle's files (and signature) against its evidence.intoto.json: "
                                       "exit 0 verified, 1 not")
     p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")
     p.add_argument("--key", help="the signer's PEM public key, for a signed Statement")
     p.set_defaults(func=cmd_verify)
 
-    p = _subcommand(sub, "render", summary="re-create a report's HTML and PDF from its query snapshot, offline")
+    p = subcommand(sub, "render", summary="re-create a report's HTML and PDF from its query snapshot, offline")
     p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")
     p.add_argument("--out", help="default: DIR/rerendered/")
     p.set_defaults(func=cmd_render)
 
-    p = _subcommand(sub, "prometheus", summary="serve the bundled history on 127.0.0.1 until Ctrl-C")
+    p = subcommand(sub, "prometheus", summary="serve the bundled history on 127.0.0.1 until Ctrl-C")
     p.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one, printed)")
     p.add_argument("--data", help="an OpenMetrics history file (default: the bundled one)")
     p.set_defaults(func=cmd_prometheus)
 
-    p = _subcommand(sub, "serve", summary="answer Argo Rollouts' web metric provider and Flagger's webhooks with "
+    p = subcommand(sub, "serve", summary="answer Argo Rollouts' web metric provider and Flagger's webhooks with "
                     "the watch's verdict, over HTTP")
     p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
     p.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1; 0.0.0.0 for a pod)")
@@ -422,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--selector", help='the service when a call names none, e.g. job="love-backend"')
     p.set_defaults(func=cmd_serve)
 
-    p = _subcommand(sub, "init", summary="scaffold a backend repository: scoped rules, dashboard, CI, settings")
+    p = subcommand(sub, "init", summary="scaffold a backend repository: scoped rules, dashboard, CI, settings")
     p.add_argument("dir", nargs="?", default=".", help="the repository (default: the current directory)")
     p.add_argument("--job", required=True, help="the Prometheus job label of the service, e.g. love-backend")
     p.add_argument("--selector", help="more label matchers naming the service (default: job=\"<job>\")")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from reliability.analysis import measure
-from reliability.analysis.stats.sequential import MIN_WATCH_MINUTES, Look, compare_step, look
+from reliability.analysis.stats.sequential import MIN_WATCH_MINUTES, Look, compare_step, look, rate_bounds
 from reliability.errors import ConfigurationError
 from reliability.gate.params import ProofParams
 from reliability.source.prom import PrometheusClient
@@ -39,12 +39,22 @@ class WatchedLook:
     decision: str | None
     versus: str = ""  # candidate vs stable at this look: non-inferior, inferior, open ("" without a stable)
 
+    def bounds(self) -> tuple[float, float]:
+        """The anytime-valid confidence sequence for R at this look (φ-adjusted counts), (lower, upper)."""
+        lk = self.look
+        if lk.requests <= 0:
+            return 0.0, 1.0
+        low, high = rate_bounds(lk.requests / lk.phi, lk.errors / lk.phi, alpha=lk.alpha)
+        return 1.0 - float(high), 1.0 - float(low)
+
     def line(self) -> str:
         lk = self.look
         go, nogo = np.exp(min(lk.log_go, 700)), np.exp(min(lk.log_nogo, 700))
+        low, high = self.bounds()
         return (f"{self.at:%Y-%m-%d %H:%M} UTC  requests {lk.requests:>9,.0f}  5xx {lk.errors:>7,.0f}  "
-                f"R {lk.r:.5f}  phi {lk.phi:6.2f}  evidence R>0.98 {go:9.3g}  R<0.98 {nogo:9.3g}  "
-                f"(decides at {1 / lk.alpha:g})" + (f"  vs stable: {self.versus}" if self.versus else "")
+                f"R {lk.r:.5f} in [{low:.5f}, {high:.5f}]  phi {lk.phi:6.2f}  evidence R>0.98 {go:9.3g}  "
+                f"R<0.98 {nogo:9.3g}  (decides at {1 / lk.alpha:g})"
+                + (f"  vs stable: {self.versus}" if self.versus else "")
                 + (f"  -> {self.decision}" if self.decision else ""))
 
 
