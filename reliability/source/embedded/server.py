@@ -296,8 +296,8 @@ def serve(data_file: Path | None = None, *, port: int | None = None) -> int:
         print(f"Prometheus:   {prom.url}   (history {span})")
         print(f"Alertmanager: {prom.alertmanager_url}")
         print(f"  export PROMETHEUS_URL={prom.url}")
-        print("Press Ctrl-C to stop.", flush=True)
-        try:
+        try:  # entered before the prompt: a Ctrl-C right after it is a clean stop, never exit 130
+            print("Press Ctrl-C to stop.", flush=True)
             while True:
                 for child in (prom._prometheus, prom._alertmanager):
                     if child is not None and not child.alive():
