@@ -1,7 +1,7 @@
 """Watching a canary until it is proven: one cheap look per interval, an anytime-valid decision.
 
-Each look asks Prometheus for the candidate's per-minute counts since the canary started (two
-range queries) and updates the anytime-valid evidence of
+Each look asks Prometheus for the candidate's per-minute counts since the last look (two range
+queries; the first look, since the canary started) and updates the anytime-valid evidence of
 :mod:`reliability.analysis.stats.sequential`. The watch stops at the first look whose evidence
 decides (GO once R > 0.98 is proven and the minimum watch has passed; NO-GO once R < 0.98 is), or
 at the deadline (INCONCLUSIVE). When the deadline is in the past the looks are replayed over the
