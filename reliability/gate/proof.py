@@ -20,7 +20,7 @@ from reliability import paths
 from reliability.errors import NoDataError, ReliabilityError
 from reliability.source.prom import PrometheusClient
 from reliability.gate import alert_replay, sections
-from reliability.gate.params import ProofParams
+from reliability.gate.params import DEFAULT_DEPENDENCIES, ProofParams
 from reliability.gate.verdict import Check, Status, Verdict, decide
 
 
@@ -57,59 +57,85 @@ def progress_from_env() -> Callable[[str], None]:
     return say
 
 
-def _run_section(proof: Proof, name: str, check_name: str, required: bool,
-                 fn: Callable[[], tuple[Any, list[Check]]]) -> None:
-    """Run one section; turn any failure into a not-proven check that names the cause."""
+#: Sections run at once. Their queries are independent, and while one waits for Prometheus
+#: another computes; more would only queue on a small server (measured in benchmarks/report_phases.py).
+WORKERS = 6
+
+
+def _run_section(name: str, check_name: str, required: bool,
+                 fn: Callable[[], tuple[Any, list[Check]]]) -> tuple[Any, list[Check], str | None]:
+    """Run one section: (result, checks, error). Any failure becomes a not-proven check naming the cause."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # caveats are reported as checks, not stderr noise
-            result, checks = fn()
-        proof.sections[name] = result
-        proof.checks.extend(checks)
+        result, checks = fn()
+        return result, checks, None
     except NoDataError as exc:
-        proof.errors[name] = str(exc)
-        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required, f"no data: {exc}"))
+        return None, [Check(check_name, Status.INCONCLUSIVE, required, f"no data: {exc}")], str(exc)
     except ReliabilityError as exc:
-        proof.errors[name] = str(exc)
-        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required, str(exc).splitlines()[0]))
+        return None, [Check(check_name, Status.INCONCLUSIVE, required, str(exc).splitlines()[0])], str(exc)
     except Exception as exc:  # a bug must not turn into GO either
-        proof.errors[name] = f"{type(exc).__name__}: {exc}"
-        proof.checks.append(Check(check_name, Status.INCONCLUSIVE, required,
-                                  f"could not be computed ({type(exc).__name__}: {exc})"))
+        return None, [Check(check_name, Status.INCONCLUSIVE, required,
+                            f"could not be computed ({type(exc).__name__}: {exc})")], f"{type(exc).__name__}: {exc}"
 
 
-def run(params: ProofParams, client: PrometheusClient, *, progress: Callable[[str], None] | None = None) -> Proof:
+def _plan(params: ProofParams) -> list[tuple[str, str, bool, Callable[[PrometheusClient], tuple[Any, list[Check]]]]]:
+    """Every section in report order: (name, its check's name, required, what computes it)."""
+    p = params
+    return [
+        ("scope", "Scope", p.partial_scope, lambda c: sections.scope(p, c)),
+        ("prometheus", "Prometheus is reachable", True, lambda c: sections.prometheus(c)),
+        ("monitoring", "Monitoring works", True, lambda c: sections.monitoring(p, c)),
+        ("reliability", f"R > {p.threshold} for {p.candidate}", True, lambda c: sections.reliability(p, c)),
+        ("budget", "Error budget", False, lambda c: sections.budget(p, c)),
+        ("comparison", "Candidate vs stable", False, lambda c: sections.comparison(p, c)),
+        ("alerts", "High5xxErrorRate on the candidate", True, lambda c: alert_replay.alerts(p, c)),
+        ("breakers", "Circuit breakers at the window end", True, lambda c: sections.breakers(p, c)),
+        ("junit", "Regression tests", True, lambda c: sections.junit(p)),
+        ("cache", "Cache invalidation", True, lambda c: sections.cache(p, c)),
+        ("data_quality", "Data quality", False, lambda c: sections.data_quality(p, c)),
+    ]
+
+
+def run(params: ProofParams, client: PrometheusClient, *, progress: Callable[[str], None] | None = None,
+        workers: int = WORKERS) -> Proof:
     """Run every section of the proof against ``client`` and decide the verdict.
 
+    Up to ``workers`` sections run at once, each on its own branch of the client (shared
+    session, breaker and deadline; its own query log). The checks, sections and query table
+    come out in report order whatever finishes first, so ``workers=1`` gives the same proof.
     ``progress`` hears one line per finished analysis (default: :func:`progress_from_env`).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     proof = Proof(params=params, prometheus_url=client.url)
     say = progress or progress_from_env()
     # One scope for every query of every section: the parser adds it to each selector.
     client = client.scoped(params.service_scope())
+    client.now()  # one clock for every section, taken before they start
+    plan = _plan(params)
+    branches = [client.branch() for _ in plan]
 
-    def _section(name: str, check_name: str, required: bool, fn: Callable[[], tuple[Any, list[Check]]]) -> None:
-        t, before = time.perf_counter(), len(proof.checks)
-        _run_section(proof, name, check_name, required, fn)
-        statuses = {str(c.status) for c in proof.checks[before:]}
+    def one(i: int) -> tuple[Any, list[Check], str | None]:
+        name, check_name, required, fn = plan[i]
+        t = time.perf_counter()
+        out = _run_section(name, check_name, required, lambda: fn(branches[i]))
+        statuses = {str(c.status) for c in out[1]}
         shown = next((s for s in ("FAIL", "INCONCLUSIVE", "WARN", "PASS") if s in statuses), "done")
         say(f"analysis: {check_name} — {shown} ({time.perf_counter() - t:.1f} s)")
-    _section("scope", "Scope", params.partial_scope, lambda: sections.scope(params, client))
-    _section("prometheus", "Prometheus is reachable", True, lambda: sections.prometheus(client))
-    _section("monitoring", "Monitoring works", True, lambda: sections.monitoring(params, client))
-    _section("reliability", f"R > {params.threshold} for {params.candidate}", True,
-             lambda: sections.reliability(params, client))
-    _section("budget", "Error budget", False, lambda: sections.budget(params, client))
-    _section("comparison", "Candidate vs stable", False, lambda: sections.comparison(params, client))
-    _section("alerts", "High5xxErrorRate on the candidate", True,
-             lambda: alert_replay.alerts(params, client))
-    _section("breakers", "Circuit breakers at the window end", True, lambda: sections.breakers(params, client))
-    _section("junit", "Regression tests", True, lambda: sections.junit(params))
-    _section("cache", "Cache invalidation", True, lambda: sections.cache(params, client))
-    _section("data_quality", "Data quality", False, lambda: sections.data_quality(params, client))
+        return out
+
+    with warnings.catch_warnings():  # caveats are reported as checks, not stderr noise
+        warnings.simplefilter("ignore")
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="proof") as pool:
+            results = list(pool.map(one, range(len(plan))))
+    for (name, *_), (result, found, error) in zip(plan, results):
+        if error is None:
+            proof.sections[name] = result
+        else:
+            proof.errors[name] = error
+        proof.checks.extend(found)
     proof.verdict = decide(proof.checks)
     cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series"]
-    log = pd.DataFrame([r.__dict__ for r in client.log], columns=cols)
+    log = pd.DataFrame([r.__dict__ for b in branches for r in b.log], columns=cols)
     # A polled check (rules, Alertmanagers) asks the same question until it is answered. The
     # table lists each question once, so the report re-rendered from the snapshot (which
     # holds one answer per question) shows the same table.
@@ -119,6 +145,28 @@ def run(params: ProofParams, client: PrometheusClient, *, progress: Callable[[st
                           series=("series", "last"))
                      .reset_index()[cols])
     return proof
+
+
+def params_from(values: dict[str, Any], *, root: str | os.PathLike[str] | None = None) -> ProofParams:
+    """The proof parameters from the notebook's parameter values (the notebook and the CLI's prefetch).
+
+    Relative file names are looked for in ``root`` (the user's repository), else among the
+    bundled files; a missing stable version is the content of ``.last-stable-version``.
+    """
+    from reliability.times import parse_time
+
+    v = values
+    return ProofParams(
+        start=parse_time(v["start"], name="start"), end=parse_time(v["end"], name="end"), candidate=v["candidate"],
+        stable=v.get("stable") or default_stable(root), selector=v.get("selector", ""),
+        version_label=v.get("version_label", "version"), threshold=v.get("threshold", 0.98),
+        confidence=v.get("confidence", 0.95), method=v.get("method", "clopper-pearson"),
+        partial_scope=v.get("partial_scope", False),
+        junit=tuple(str(paths.find(j, root=root)) for j in v.get("junit", ())),
+        rules=str(paths.find(v.get("rules", "monitoring/alerts.yml"), root=root)),
+        dashboard=str(paths.find(v.get("dashboard", "monitoring/grafana-dashboard.json"), root=root)),
+        dependencies=tuple(v.get("dependencies", DEFAULT_DEPENDENCIES)),
+    )
 
 
 def rollback_plan(proof: Proof) -> str | None:
@@ -134,7 +182,7 @@ def rollback_plan(proof: Proof) -> str | None:
             f"Then confirm the 5xx ratio falls below {1 - proof.params.threshold:.0%} on the dashboard.")
 
 
-def default_stable() -> str | None:
+def default_stable(root: str | os.PathLike[str] | None = None) -> str | None:
     """The content of ``.last-stable-version`` when present (the seed's rollback target)."""
-    f = paths.repo() / paths.LAST_STABLE_NAME
+    f = paths.repo(root) / paths.LAST_STABLE_NAME
     return f.read_text().strip() or None if f.exists() else None

@@ -113,13 +113,17 @@ def _kernel_stderr(log: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _relayed(file: Path, say: Callable[[str], None]) -> Iterator[None]:
+def _relayed(file: Path, say: Callable[[str], None], *, quiet: bool = False) -> Iterator[None]:
     """Pass the kernel's progress lines (written to ``file``, see ``proof.progress_from_env``) to ``say``.
 
     A thread follows the file while the notebook runs; the kernel inherits the variable naming it.
+    ``quiet``: the kernel only replays answers gathered here, which already said their progress.
     """
     from reliability.gate.proof import PROGRESS_VARIABLE
 
+    if quiet:
+        yield
+        return
     file.touch()
     stop = threading.Event()
 
@@ -150,6 +154,54 @@ def _relayed(file: Path, say: Callable[[str], None]) -> Iterator[None]:
         file.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Path,
+            say: Callable[[str], None]) -> Iterator[None]:
+    """Ask Prometheus every question of the proof here, while papermill starts the kernel.
+
+    The answers go to the bundle's snapshot (``snap_out``); the kernel, started with
+    ``RELIABILITY_SNAPSHOT`` naming it, waits for the file and replays them, so it does no
+    network and the report is the same as one re-rendered from the bundle. A failure here is
+    written beside the snapshot, and the kernel stops with it (a broken run, never a verdict).
+    """
+    import ast
+
+    import papermill as pm
+
+    from reliability.gate import proof
+    from reliability.source import SNAPSHOT_VARIABLE, SNAPSHOT_WAIT_VARIABLE, from_env
+    from reliability.source.snapshot import failed_marker
+
+    defaults = {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(notebook)).items()}
+    values = {**defaults, **parameters}
+
+    # The client is made before RELIABILITY_SNAPSHOT is set: it must ask the server, not the snapshot.
+    client = from_env(deadline_s=float(values["deadline_s"]),
+                      max_answer_bytes=int(float(values["max_answer_mb"]) * 2**20))
+
+    def gather() -> None:
+        try:
+            proof.run(proof.params_from(values, root=cwd), client, progress=say)
+            client.save_snapshot(snap_out)
+        except BaseException as exc:  # the kernel must hear of it, or it would wait for nothing
+            failed_marker(snap_out).write_text(f"{type(exc).__name__}: {exc}\n")
+
+    saved = {k: os.environ.get(k) for k in (SNAPSHOT_VARIABLE, SNAPSHOT_WAIT_VARIABLE)}
+    os.environ[SNAPSHOT_VARIABLE] = str(snap_out)
+    os.environ[SNAPSHOT_WAIT_VARIABLE] = str(float(values["deadline_s"]) + 60)
+    thread = threading.Thread(target=gather, name="gather-answers", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join(timeout=5)
+        failed_marker(snap_out).unlink(missing_ok=True)
+        for k, v in saved.items():
+            os.environ.pop(k, None)
+            if v is not None:
+                os.environ[k] = v
+
+
 def _stamped(parameters: dict[str, Any]) -> dict[str, Any]:
     """When and from which build: recorded as parameters, so a re-render shows the original's."""
     from datetime import datetime, timezone
@@ -169,9 +221,10 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     nb_out, html_out, pdf_out, ev_out, snap_out = (out / f for f in FILES[:5])
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    gathering = _gather(parameters, notebook, snap_out, cwd, say) if snapshot else contextlib.nullcontext()
     say("notebook: starting the kernel (papermill)")
     try:
-        with _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say):
+        with gathering, _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say, quiet=snapshot):
             pm.execute_notebook(
                 # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
                 str(notebook), str(nb_out), parameters={**_stamped(parameters), "fail_unless_go": False,

@@ -117,6 +117,7 @@ def write_outputs(proof: Proof, client: PrometheusClient, *, evidence_path: str 
     from reliability.source.snapshot import SnapshotClient
 
     snapshot = getattr(client, "path", None) if isinstance(client, SnapshotClient) else None
+    replayed = snapshot is not None
     if snapshot_path and snapshot is None:
         snapshot = client.save_snapshot(snapshot_path)
     if evidence_path:
@@ -126,9 +127,10 @@ def write_outputs(proof: Proof, client: PrometheusClient, *, evidence_path: str 
         ident, source = build_id(build)
         ev["generated_at"] = iso(generated_at) if generated_at is not None else None
         ev["build"] = {"id": ident or None, "source": source or None}
-        # A fresh snapshot sits beside evidence.json in the bundle: record its name, not the
-        # staging folder it was written in.
-        where = str(snapshot) if isinstance(client, SnapshotClient) else Path(snapshot).name if snapshot else None
+        # The bundle's snapshot (written here, or gathered by `reliability proof` while the kernel
+        # started) sits beside evidence.json: record its name, not the staging folder it was in.
+        beside = snapshot is not None and Path(snapshot).parent.resolve() == Path(evidence_path).parent.resolve()
+        where = None if snapshot is None else str(snapshot) if replayed and not beside else Path(snapshot).name
         ev["inputs"]["snapshot"] = {"path": where,
                                     "sha256": sha256(snapshot) if snapshot else None}
         Path(evidence_path).write_text(json.dumps(ev, indent=2, default=str) + "\n")

@@ -18,15 +18,22 @@ from reliability.source.prom import PrometheusClient
 from reliability.source.snapshot import SnapshotClient
 
 
+#: A recorded snapshot to answer from instead of a server (``reliability render``, and the
+#: answers ``reliability proof`` gathers while the kernel starts).
+SNAPSHOT_VARIABLE = "RELIABILITY_SNAPSHOT"
+#: Seconds to wait for that snapshot to be written by the process gathering it.
+SNAPSHOT_WAIT_VARIABLE = "RELIABILITY_SNAPSHOT_WAIT"
+
+
 def from_env(url: str | None = None, **options: Any) -> PrometheusClient:
     """The client a notebook should use: a recorded snapshot when ``RELIABILITY_SNAPSHOT`` is set
-    (``reliability render`` sets it, so a re-render never reaches a server), else ``url`` or
-    ``PROMETHEUS_URL``."""
+    (``reliability render`` sets it, so a re-render never reaches a server; ``reliability proof``
+    too, for the answers it gathers while the kernel starts), else ``url`` or ``PROMETHEUS_URL``."""
     from reliability.errors import ConfigurationError
 
-    snapshot = os.environ.get("RELIABILITY_SNAPSHOT")
+    snapshot = os.environ.get(SNAPSHOT_VARIABLE)
     if snapshot and not url:
-        return SnapshotClient(snapshot)
+        return SnapshotClient(snapshot, wait=float(os.environ.get(SNAPSHOT_WAIT_VARIABLE) or 0))
     url = url or os.environ.get("PROMETHEUS_URL")
     if not url:
         raise ConfigurationError(

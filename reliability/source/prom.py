@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import os
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from reliability.source.frames import _n_series, label_columns, tidy, utc
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
 CHUNK_POINTS = 10_000        # stay clearly below it
+_calling = threading.local()  # the stats of the request running on this thread (see _remember)
 _RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
@@ -55,6 +58,18 @@ class _Stats:
     http_requests: int = 0
     records: list[QueryRecord] = field(default_factory=list)
     last_response: requests.Response | None = None  # shared by scoped copies, like the session
+    parent: _Stats | None = None  # a branch also counts in the client it branched from
+
+    def count(self, response: requests.Response) -> None:
+        self.last_response = response
+        self.http_requests += 1
+        if self.parent is not None:
+            self.parent.count(response)
+
+    def add(self, record: QueryRecord) -> None:
+        self.records.append(record)
+        if self.parent is not None:
+            self.parent.add(record)
 
 
 class PrometheusClient:
@@ -148,6 +163,16 @@ class PrometheusClient:
         """
         other = copy.copy(self)
         other.scope = tuple(matchers)
+        return other
+
+    def branch(self) -> PrometheusClient:
+        """The same client with its own log and last answer, for one thread of a concurrent proof.
+
+        Session, breaker, deadline and snapshot stay shared; every request and query is also
+        counted and logged in this client, so its totals still cover all branches.
+        """
+        other = copy.copy(self)
+        other._stats = _Stats(parent=self._stats)
         return other
 
     def unscoped(self) -> PrometheusClient:
@@ -265,11 +290,13 @@ class PrometheusClient:
     def save_snapshot(self, path: str | Path) -> Path:
         """Write every answer received so far (gzip JSON, deterministic bytes) for ``reliability render``."""
         path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")  # written whole, then renamed: a reader never sees half
         body = json.dumps({"format": 1, "prometheus_url": self.url,
                            "entries": [{"key": json.loads(k), "data": v} for k, v in sorted(self._snapshot.items())]},
                           sort_keys=True, separators=(",", ":")).encode()
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
             fh.write(body)
+        os.replace(tmp, path)
         return path
 
     # ------------------------------------------------------------------ transport
@@ -300,11 +327,19 @@ class PrometheusClient:
         return None if self._deadline is None else self._deadline - time.monotonic()
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self._stats.last_response = response
-        self._stats.http_requests += 1
+        # The hook belongs to the shared session: the answer is counted by the client (or
+        # branch) whose request is running on this thread.
+        (getattr(_calling, "stats", None) or self._stats).count(response)
 
     def _call(self, fn: Callable[[], Any], query: str) -> Any:
         """Run one logical request: breaker, retries with backoff and jitter, error parsing."""
+        _calling.stats = self._stats
+        try:
+            return self._call_with_retries(fn, query)
+        finally:
+            _calling.stats = None
+
+    def _call_with_retries(self, fn: Callable[[], Any], query: str) -> Any:
         from reliability.source.breaker import CircuitOpenError
 
         last: str = ""
@@ -368,7 +403,7 @@ class PrometheusClient:
     def _record(self, record: QueryRecord, t0: float, n0: int) -> None:
         from dataclasses import replace
 
-        self._stats.records.append(
+        self._stats.add(
             replace(record, http_requests=self._stats.http_requests - n0, seconds=time.perf_counter() - t0)
         )
 

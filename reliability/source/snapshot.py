@@ -20,8 +20,10 @@ class SnapshotClient(PrometheusClient):
     Any query that was not in the original run raises :class:`NoDataError` naming it.
     """
 
-    def __init__(self, path: str | Path) -> None:  # no HTTP session: nothing may leave the machine
+    def __init__(self, path: str | Path, *, wait: float = 0.0) -> None:  # no HTTP session: nothing leaves
         path = Path(path)
+        if wait > 0:
+            _wait_for(path, wait)
         try:
             with gzip.open(path, "rb") as fh:
                 raw = fh.read(MAX_SNAPSHOT_BYTES + 1)  # bounded: a gzip bomb stops here
@@ -58,3 +60,27 @@ class SnapshotClient(PrometheusClient):
 
             raise NoDataError(f"the snapshot {self.path} does not record when the proof ran")
         return super().now()
+
+
+def failed_marker(path: Path) -> Path:
+    """Where the process gathering a snapshot says why it could not (see :func:`_wait_for`)."""
+    return path.with_name(path.name + ".failed")
+
+
+def _wait_for(path: Path, seconds: float) -> None:
+    """Wait until another process has written ``path`` (atomically) or said why it failed.
+
+    ``reliability proof`` gathers the answers while the kernel starts; the kernel replays them.
+    """
+    import time
+
+    from reliability.errors import ReliabilityError
+
+    until = time.monotonic() + seconds
+    while not path.exists():
+        failed = failed_marker(path)
+        if failed.exists():
+            raise ReliabilityError(f"gathering the answers failed: {failed.read_text(errors='replace').strip()}")
+        if time.monotonic() > until:
+            raise ReliabilityError(f"no answers arrived in {path} within {seconds:.0f} s; rerun, or raise --deadline")
+        time.sleep(0.02)
