@@ -36,6 +36,9 @@ def alertmanager_wired(client: Any, start: datetime, end: datetime, *, wait: flo
         try:
             data = own.api("alertmanagers")
         except PrometheusError as exc:
+            vmalert = _vmalert_view(own)  # VictoriaMetrics: the rules and notifiers are vmalert's
+            if vmalert is not None:
+                return vmalert
             return Check(NAME, Status.INCONCLUSIVE, True, f"cannot list Alertmanagers: {exc}")
         active = [a["url"] for a in data.get("activeAlertmanagers", [])]
         if active or time.monotonic() >= deadline:
@@ -73,6 +76,29 @@ def alertmanager_wired(client: Any, start: datetime, end: datetime, *, wait: flo
             return Check(NAME, Status.FAIL, True, f"{detail}; not answering /-/ready from here: {', '.join(down)}")
         detail += "; each answers /-/ready from here"
     return Check(NAME, Status.PASS, True, detail)
+
+
+def _vmalert_view(client: Any) -> Check | None:
+    """vmalert's notifiers and delivery counters, as vmagent stored them; None when there are none.
+
+    A server without ``/api/v1/alertmanagers`` (VictoriaMetrics) has its rules run by vmalert,
+    which creates ``vmalert_alerts_sent_total{addr=...}`` for each Alertmanager it notifies.
+    """
+    at = client.now()
+    try:
+        sent = client.query("sum by (addr) (vmalert_alerts_sent_total)", at)
+        errors = client.query("sum by (addr) (vmalert_alerts_send_errors_total)", at)
+    except PrometheusError:
+        return None
+    if sent.empty:
+        return None
+    where = ", ".join(sorted(sent["addr"]))
+    n_sent, n_err = float(sent["value"].sum()), float(errors["value"].sum()) if len(errors) else 0.0
+    figures = f"sent {n_sent:,.0f}, errors {n_err:,.0f} since vmalert started (its counters, as scraped)"
+    if n_err > 0 and n_err >= n_sent:
+        return Check(NAME, Status.FAIL, True, f"vmalert cannot deliver alerts to {where}: {figures}. Check "
+                                              "-notifier.url and that the Alertmanager is up.")
+    return Check(NAME, Status.PASS, True, f"{len(sent)} Alertmanager(s) notified by vmalert ({where}); {figures}")
 
 
 def _window_counters(client: Any, start: datetime, end: datetime) -> dict[str, float] | None:

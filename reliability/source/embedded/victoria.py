@@ -108,7 +108,8 @@ class EmbeddedVictoriaMetrics:
 
     def __init__(self, data_file: Path | None = None, *, metrics: Sequence[str] | None = None,
                  start: datetime | None = None, end: datetime | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, extra_args: Sequence[str] = ()) -> None:
+        self.extra_args = tuple(extra_args)  # e.g. -vmalert.proxyURL, for the full stack
         self.data_file = Path(data_file) if data_file is not None else paths.history_file()
         if isinstance(metrics, str):
             raise ConfigurationError(f"metrics must be a list of names, not the string {metrics!r}")
@@ -212,6 +213,7 @@ class EmbeddedVictoriaMetrics:
             #   windows, which no staleness setting changes.
             # -search.maxPointsPerTimeseries (default 30,000 vs Prometheus' 11,000): the
             #   adapter chunks at 10,000 points, below both limits.
+            *self.extra_args,
         ], log=self._tmp / "victoria-metrics.log", url=f"http://127.0.0.1:{port}")
 
     def _launch_ready(self, binary: str) -> Child:
