@@ -93,3 +93,20 @@ def test_a_dependency_without_a_breaker_is_no_go_with_its_name(client, truth) ->
     ok = next(c for c in run(client, truth, "canary", "v1.9.1", "v1.9.1.xml").checks
               if c.name == "A breaker on every dependency")
     assert ok.status is Status.PASS and "db " in ok.detail and "storage " in ok.detail
+
+
+@pytest.mark.prometheus
+def test_sections_at_once_give_the_same_proof_as_one_by_one(client, truth) -> None:
+    """Concurrency changes nothing a reader sees: checks, figures and the query table, in order."""
+    from reliability.cli import scenario_parameters
+    from reliability.source.prom import PrometheusClient
+
+    params = proof.params_from(scenario_parameters("bad-deploy"))
+    one = proof.run(params, PrometheusClient(client.url), workers=1, progress=lambda _m: None)
+    many_client = PrometheusClient(client.url)
+    many = proof.run(params, many_client, workers=proof.WORKERS, progress=lambda _m: None)
+    assert [(c.name, c.status, c.detail) for c in one.checks] == [(c.name, c.status, c.detail) for c in many.checks]
+    keys = ["kind", "query", "time", "start", "end", "step", "series"]
+    pd.testing.assert_frame_equal(one.queries[keys], many.queries[keys])
+    # every branch's requests are counted in the client the proof was given
+    assert many_client.http_requests >= many.queries["http_requests"].sum() > 0

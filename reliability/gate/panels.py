@@ -105,6 +105,26 @@ def panel_step(start: datetime, end: datetime, *, points: int = 300, multiple: f
     return max(multiple, math.ceil(raw / multiple) * multiple)
 
 
+#: A target whose range selector is longer than this many panel steps is evaluated more coarsely.
+RANGE_STEPS = 300
+
+
+def fitted_step(expr: str, step: float, scrape_interval: float) -> float:
+    """The panel step, or a coarser one for a long range (``increase(...[30d])``).
+
+    Each evaluation of a 30-day range decodes 30 days of raw samples; a value that moves by at
+    most step/range per step needs no more than ``RANGE_STEPS`` points across its range, so the
+    step grows to range / RANGE_STEPS (a multiple of the scrape interval). Short ranges keep ``step``.
+    """
+    from reliability.source.parsed import longest_range
+
+    try:
+        longest = longest_range(expr)
+    except Exception:  # an expression the parser cannot read keeps the panel's step
+        return step
+    return max(step, math.ceil(longest / RANGE_STEPS / scrape_interval) * scrape_interval)
+
+
 def run_panels(
     dashboard: Dashboard,
     client: Any,
@@ -139,7 +159,8 @@ def run_panels(
                 expr = substitute(target.expr, start=start, end=end, step=step, variables=values,
                                   scrape_interval=scrape_interval, all_values=all_values)
                 row["expr"] = expr
-                frame = client.query(expr, end) if target.instant else client.query_range(expr, start, end, step)
+                frame = (client.query(expr, end) if target.instant else
+                         client.query_range(expr, start, end, fitted_step(expr, step, scrape_interval)))
             except (DashboardError, PrometheusError) as exc:
                 row["error"] = str(exc).splitlines()[0]
                 rows.append(row)
