@@ -10,7 +10,7 @@ import pytest
 
 from reliability import paths
 from reliability.gate.dashboard import ALL, load_dashboard
-from reliability.gate.panels import dashboard_check, panel_step, rate_interval, run_panels, substitute
+from reliability.gate.panels import dashboard_check, fitted_step, panel_step, rate_interval, run_panels, substitute
 from reliability.report.dashboard_image import render_image
 from reliability.errors import DashboardError
 from reliability.source.prom import PrometheusClient
@@ -107,6 +107,15 @@ def test_rate_interval_follows_grafana() -> None:
     assert rate_interval(30, 30) == 120
     assert rate_interval(300, 30) == 330
     assert panel_step(T0, T1) == 300 and panel_step(T0, T0) == 30
+
+
+def test_a_long_range_runs_coarser_but_never_past_the_window() -> None:
+    thirty_days = "sum(increase(x[30d]))"
+    assert fitted_step("sum(rate(x[5m]))", 300, 30) == 300          # a short range keeps the panel step
+    assert fitted_step(thirty_days, 300, 30) == 30 * 86400 / 300     # 8,640 s: 300 points across the range
+    assert fitted_step(thirty_days, 300, 30, window=86400) == 8640
+    assert fitted_step(thirty_days, 30, 30, window=60) == 60         # a live minute: its start and its end
+    assert fitted_step("not promql (", 30, 30) == 30
 
 
 def test_substitute_builtins() -> None:

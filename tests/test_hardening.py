@@ -147,6 +147,29 @@ def test_an_oversized_answer_is_refused_at_the_bound() -> None:
         assert h.requests == 1  # not retried: asking again would cost the same
 
 
+def test_a_snapshot_replays_the_servers_refusals_and_readiness(tmp_path: Path) -> None:
+    """The kernel replays what the CLI gathered: a refused answer fails there the same way."""
+    from reliability.source.snapshot import SnapshotClient
+
+    with Hostile("big", size=2 << 20) as h:
+        client = PrometheusClient(h.url, max_answer_bytes=1 << 20, retries=0)
+        with pytest.raises(PrometheusUnavailable) as asked:
+            client.query("up", ts("2025-10-26T09:00:00Z"))
+        ready = client.ready()
+        client.save_snapshot(tmp_path / "queries.json.gz")
+    replay = SnapshotClient(tmp_path / "queries.json.gz")
+    with pytest.raises(PrometheusUnavailable) as replayed:
+        replay.query("up", ts("2025-10-26T09:00:00Z"))
+    assert str(replayed.value) == str(asked.value) and "larger than 1 MB" in str(asked.value)
+    assert replay.ready() is ready
+    dead = PrometheusClient(DEAD, retries=0)
+    assert dead.ready() is False
+    dead.save_snapshot(tmp_path / "dead.json.gz")
+    assert SnapshotClient(tmp_path / "dead.json.gz").ready() is False  # not "ready" because nothing is asked
+    with pytest.raises(NoDataError, match="holds no answer"):
+        replay.query("up", ts("2025-10-26T09:00:01Z"))
+
+
 def test_a_trickling_server_is_cut_off_at_the_request_deadline() -> None:
     with Hostile("trickle", delay=0.3) as h:
         t0 = time.monotonic()

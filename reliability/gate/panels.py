@@ -109,12 +109,14 @@ def panel_step(start: datetime, end: datetime, *, points: int = 300, multiple: f
 RANGE_STEPS = 300
 
 
-def fitted_step(expr: str, step: float, scrape_interval: float) -> float:
+def fitted_step(expr: str, step: float, scrape_interval: float, window: float | None = None) -> float:
     """The panel step, or a coarser one for a long range (``increase(...[30d])``).
 
     Each evaluation of a 30-day range decodes 30 days of raw samples; a value that moves by at
     most step/range per step needs no more than ``RANGE_STEPS`` points across its range, so the
     step grows to range / RANGE_STEPS (a multiple of the scrape interval). Short ranges keep ``step``.
+    The step never exceeds the ``window`` drawn, so a short window (a live canary's minute) still
+    gets a point at its start and its end.
     """
     from reliability.source.parsed import longest_range
 
@@ -122,7 +124,8 @@ def fitted_step(expr: str, step: float, scrape_interval: float) -> float:
         longest = longest_range(expr)
     except Exception:  # an expression the parser cannot read keeps the panel's step
         return step
-    return max(step, math.ceil(longest / RANGE_STEPS / scrape_interval) * scrape_interval)
+    fitted = max(step, math.ceil(longest / RANGE_STEPS / scrape_interval) * scrape_interval)
+    return fitted if window is None else max(step, min(fitted, window))
 
 
 def run_panels(
@@ -146,6 +149,7 @@ def run_panels(
         start, end and step.
     """
     step = step or panel_step(start, end, multiple=scrape_interval)
+    window = (end - start).total_seconds()
     values = {**dashboard.default_variables(), **(variables or {})}
     all_values = {v.name: v.all_value for v in dashboard.variables if v.all_value}
     rows, frames = [], {}
@@ -160,7 +164,7 @@ def run_panels(
                                   scrape_interval=scrape_interval, all_values=all_values)
                 row["expr"] = expr
                 frame = (client.query(expr, end) if target.instant else
-                         client.query_range(expr, start, end, fitted_step(expr, step, scrape_interval)))
+                         client.query_range(expr, start, end, fitted_step(expr, step, scrape_interval, window)))
             except (DashboardError, PrometheusError) as exc:
                 row["error"] = str(exc).splitlines()[0]
                 rows.append(row)

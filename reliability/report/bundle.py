@@ -221,10 +221,14 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     nb_out, html_out, pdf_out, ev_out, snap_out = (out / f for f in FILES[:5])
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    gathering = _gather(parameters, notebook, snap_out, cwd, say) if snapshot else contextlib.nullcontext()
+    # A snapshot imposed from outside (RELIABILITY_SNAPSHOT) is what the kernel replays: nothing to gather.
+    from reliability.source import SNAPSHOT_VARIABLE
+
+    gather = snapshot and not os.environ.get(SNAPSHOT_VARIABLE)
+    gathering = _gather(parameters, notebook, snap_out, cwd, say) if gather else contextlib.nullcontext()
     say("notebook: starting the kernel (papermill)")
     try:
-        with gathering, _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say, quiet=snapshot):
+        with gathering, _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say, quiet=gather):
             pm.execute_notebook(
                 # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
                 str(notebook), str(nb_out), parameters={**_stamped(parameters), "fail_unless_go": False,

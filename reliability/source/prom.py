@@ -14,10 +14,9 @@ import gzip
 import json
 import os
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,48 +27,14 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
+from reliability.errors import ConfigurationError, PrometheusError, PrometheusQueryError, PrometheusUnavailable
 from reliability.source import session as transport
 from reliability.source.frames import _n_series, label_columns, tidy, utc
+from reliability.source.stats import QueryRecord, Stats, calling
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
 CHUNK_POINTS = 10_000        # stay clearly below it
-_calling = threading.local()  # the stats of the request running on this thread (see _remember)
 _RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
-
-@dataclass(frozen=True)
-class QueryRecord:
-    """One query as run, for the report's provenance section."""
-
-    kind: str                       # "instant", "range" or "api"
-    query: str
-    time: datetime | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    step: float | None = None
-    http_requests: int = 0
-    seconds: float = 0.0
-    series: int = 0
-
-
-@dataclass
-class _Stats:
-    http_requests: int = 0
-    records: list[QueryRecord] = field(default_factory=list)
-    last_response: requests.Response | None = None  # shared by scoped copies, like the session
-    parent: _Stats | None = None  # a branch also counts in the client it branched from
-
-    def count(self, response: requests.Response) -> None:
-        self.last_response = response
-        self.http_requests += 1
-        if self.parent is not None:
-            self.parent.count(response)
-
-    def add(self, record: QueryRecord) -> None:
-        self.records.append(record)
-        if self.parent is not None:
-            self.parent.add(record)
 
 
 class PrometheusClient:
@@ -119,7 +84,7 @@ class PrometheusClient:
         self.backoff = backoff
         self._sleep = sleep
         self._random = random.Random()
-        self._stats = _Stats()
+        self._stats = Stats()
         self._snapshot: dict[str, Any] = {}
         self.scope: tuple[str, ...] = ()
         if breaker is None:
@@ -172,7 +137,7 @@ class PrometheusClient:
         counted and logged in this client, so its totals still cover all branches.
         """
         other = copy.copy(self)
-        other._stats = _Stats(parent=self._stats)
+        other._stats = Stats(parent=self._stats)
         return other
 
     def unscoped(self) -> PrometheusClient:
@@ -236,7 +201,11 @@ class PrometheusClient:
         return data
 
     def ready(self) -> bool:
-        """True when ``/-/ready`` answers 200 (VictoriaMetrics answers on /health instead)."""
+        """True when ``/-/ready`` answers 200 (VictoriaMetrics answers on /health instead); recorded."""
+        self._snapshot[json.dumps(["ready"])] = ready = self._ready()
+        return ready
+
+    def _ready(self) -> bool:
         for path in ("/-/ready", "/health"):
             try:
                 r = self._session.get(self.url + path, headers=self._api.headers, auth=self._api.auth,
@@ -283,7 +252,13 @@ class PrometheusClient:
 
     # ------------------------------------------------------------------ snapshot
     def _fetch(self, key: tuple[str, ...], get: Callable[[], Any]) -> Any:
-        data = get()
+        try:
+            data = get()
+        except PrometheusError as exc:  # recorded too: a replay must fail the way the run did
+            self._snapshot[json.dumps(["error", *key])] = {
+                "class": type(exc).__name__, "message": str(exc),
+                "error_type": getattr(exc, "error_type", None), "query": getattr(exc, "query", None)}
+            raise
         self._snapshot[json.dumps(key)] = data
         return data
 
@@ -329,15 +304,15 @@ class PrometheusClient:
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         # The hook belongs to the shared session: the answer is counted by the client (or
         # branch) whose request is running on this thread.
-        (getattr(_calling, "stats", None) or self._stats).count(response)
+        (getattr(calling, "stats", None) or self._stats).count(response)
 
     def _call(self, fn: Callable[[], Any], query: str) -> Any:
         """Run one logical request: breaker, retries with backoff and jitter, error parsing."""
-        _calling.stats = self._stats
+        calling.stats = self._stats
         try:
             return self._call_with_retries(fn, query)
         finally:
-            _calling.stats = None
+            calling.stats = None
 
     def _call_with_retries(self, fn: Callable[[], Any], query: str) -> Any:
         from reliability.source.breaker import CircuitOpenError

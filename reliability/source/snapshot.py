@@ -8,8 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reliability.errors import ConfigurationError
-from reliability.source.prom import PrometheusClient, _Stats
+from reliability.errors import ConfigurationError, PrometheusError, PrometheusQueryError, PrometheusUnavailable
+from reliability.source.prom import PrometheusClient
+from reliability.source.stats import Stats
 
 MAX_SNAPSHOT_BYTES = 512 << 20  # far above any proof's answers (a 30-day proof records a few MB)
 
@@ -17,7 +18,8 @@ MAX_SNAPSHOT_BYTES = 512 << 20  # far above any proof's answers (a 30-day proof 
 class SnapshotClient(PrometheusClient):
     """Answers the same queries from a saved snapshot, with no server: reports stay reproducible.
 
-    Any query that was not in the original run raises :class:`NoDataError` naming it.
+    A query the original run's server failed or refused raises the same error again; any query
+    that was not in the original run raises :class:`NoDataError` naming it.
     """
 
     def __init__(self, path: str | Path, *, wait: float = 0.0) -> None:  # no HTTP session: nothing leaves
@@ -36,7 +38,7 @@ class SnapshotClient(PrometheusClient):
                                      "queries.json.gz written by `reliability proof`") from None
         self.url = body["prometheus_url"]
         self.path = path
-        self._stats = _Stats()
+        self._stats = Stats()
         self._snapshot = {json.dumps(e["key"]): e["data"] for e in body["entries"]}
         self.scope: tuple[str, ...] = ()
 
@@ -47,12 +49,15 @@ class SnapshotClient(PrometheusClient):
         from reliability.errors import NoDataError
 
         k = json.dumps(list(key))
-        if k not in self._snapshot:
-            raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
-        return self._snapshot[k]
+        if k in self._snapshot:
+            return self._snapshot[k]
+        failed = self._snapshot.get(json.dumps(["error", *key]))
+        if failed is not None:
+            raise _replayed(failed, self.url)
+        raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> bool:  # as the original run found it (snapshots before it was recorded: ready)
+        return bool(self._snapshot.get(json.dumps(["ready"]), True))
 
     def now(self) -> datetime:
         if json.dumps(["clock"]) not in self._snapshot:
@@ -60,6 +65,14 @@ class SnapshotClient(PrometheusClient):
 
             raise NoDataError(f"the snapshot {self.path} does not record when the proof ran")
         return super().now()
+
+
+def _replayed(failed: dict[str, Any], url: str) -> PrometheusError:
+    """The error the original run met for this query (the server failed or refused it)."""
+    if failed.get("class") == "PrometheusQueryError":
+        return PrometheusQueryError(failed["message"], url=url, error_type=failed.get("error_type") or "",
+                                    query=failed.get("query"))
+    return PrometheusUnavailable(failed["message"], url=url)
 
 
 def failed_marker(path: Path) -> Path:
