@@ -10,9 +10,7 @@ and results as tidy DataFrames (one row per timestamp and label set).
 from __future__ import annotations
 
 import copy
-import gzip
 import json
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -87,9 +85,7 @@ class PrometheusClient:
         self._stats = Stats()
         self._snapshot: dict[str, Any] = {}
         self.scope: tuple[str, ...] = ()
-        if breaker is None:
-            breaker = _default_breaker()
-        self.breaker = breaker
+        self.breaker = breaker if breaker is not None else _default_breaker()
         session, headers, auth = transport.credentials_session()
         session.hooks["response"].append(self._remember)
         # Retries are ours (backoff, jitter, breaker); urllib3's own must be off.
@@ -255,24 +251,18 @@ class PrometheusClient:
         try:
             data = get()
         except PrometheusError as exc:  # recorded too: a replay must fail the way the run did
-            self._snapshot[json.dumps(["error", *key])] = {
-                "class": type(exc).__name__, "message": str(exc),
-                "error_type": getattr(exc, "error_type", None), "query": getattr(exc, "query", None)}
+            from reliability.source.snapshot import error_key, recorded_error
+
+            self._snapshot[error_key(key)] = recorded_error(exc)
             raise
         self._snapshot[json.dumps(key)] = data
         return data
 
     def save_snapshot(self, path: str | Path) -> Path:
         """Write every answer received so far (gzip JSON, deterministic bytes) for ``reliability render``."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")  # written whole, then renamed: a reader never sees half
-        body = json.dumps({"format": 1, "prometheus_url": self.url,
-                           "entries": [{"key": json.loads(k), "data": v} for k, v in sorted(self._snapshot.items())]},
-                          sort_keys=True, separators=(",", ":")).encode()
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
-            fh.write(body)
-        os.replace(tmp, path)
-        return path
+        from reliability.source.snapshot import write_snapshot
+
+        return write_snapshot(Path(path), self.url, self._snapshot)
 
     # ------------------------------------------------------------------ transport
     def _typed(self, result: Any, kinds: tuple[str, ...], query: str) -> Any:
@@ -390,7 +380,6 @@ class _Retryable(Exception):
 def _default_breaker() -> Any:
     """5 consecutive failed attempts open the breaker for 30 s: a dead server fails fast."""
     from reliability.source.breaker import CircuitBreaker
-
     return CircuitBreaker(failure_threshold=5, timeout=30.0, name="prometheus")
 
 
