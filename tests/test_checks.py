@@ -213,3 +213,18 @@ def test_no_alertmanager_fails_fast(broken) -> None:
     assert check.status is Status.FAIL
     assert "no active Alertmanager" in check.detail and "alerting.alertmanagers" in check.detail
     assert time.monotonic() - t0 < 5
+
+
+def test_a_replayed_answer_is_not_waited_for(tmp_path) -> None:
+    """A snapshot's answers never change: the kernel replaying the CLI's answers must not sleep on them."""
+    from reliability.source.snapshot import SnapshotClient, write_snapshot
+
+    config = "alerting:\n  alertmanagers:\n  - static_configs: [{targets: ['127.0.0.1:1']}]\n"
+    write_snapshot(tmp_path / "q.json.gz", "http://127.0.0.1:9", {
+        '["api", "status/config", "{}"]': {"yaml": config},
+        '["api", "alertmanagers", "{}"]': {"activeAlertmanagers": [], "droppedAlertmanagers": []}})
+    t0 = time.monotonic()
+    check = alertmanager_wired(SnapshotClient(tmp_path / "q.json.gz"), ts("2025-10-26T09:00:00Z"),
+                               ts("2025-10-27T09:00:00Z"), wait=30)
+    assert check.status is Status.FAIL and "none became active" in check.detail
+    assert time.monotonic() - t0 < 5

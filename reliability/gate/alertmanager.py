@@ -31,7 +31,7 @@ def alertmanager_wired(client: Any, start: datetime, end: datetime, *, wait: flo
     own = client.unscoped() if hasattr(client, "unscoped") else client  # no service owns these
     config = server_config(own) or {}
     configured = bool((config.get("alerting") or {}).get("alertmanagers"))
-    deadline = time.monotonic() + (wait if configured else 0.0)
+    deadline = time.monotonic() + (wait if configured and getattr(own, "live", True) else 0.0)
     while True:
         try:
             data = own.api("alertmanagers")

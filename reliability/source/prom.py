@@ -56,6 +56,8 @@ class PrometheusClient:
         failed attempts open it for 30 s, so a dead server fails fast.
     """
 
+    live = True  # asking again can get a newer answer (a snapshot's never changes: nothing to wait for)
+
     def __init__(
         self,
         url: str,

@@ -23,6 +23,8 @@ class SnapshotClient(PrometheusClient):
     that was not in the original run raises :class:`NoDataError` naming it.
     """
 
+    live = False
+
     def __init__(self, path: str | Path, *, wait: float = 0.0) -> None:  # no HTTP session: nothing leaves
         path = Path(path)
         if wait > 0:
