@@ -217,7 +217,8 @@ def test_no_alertmanager_fails_fast(broken) -> None:
 
 def test_a_replayed_answer_is_not_waited_for(tmp_path) -> None:
     """A snapshot's answers never change: the kernel replaying the CLI's answers must not sleep on them."""
-    from reliability.source.snapshot import SnapshotClient, write_snapshot
+    from reliability.source.recorded import write_snapshot
+    from reliability.source.snapshot import SnapshotClient
 
     config = "alerting:\n  alertmanagers:\n  - static_configs: [{targets: ['127.0.0.1:1']}]\n"
     write_snapshot(tmp_path / "q.json.gz", "http://127.0.0.1:9", {

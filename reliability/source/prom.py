@@ -28,6 +28,7 @@ from urllib3.util.retry import Retry
 from reliability.errors import ConfigurationError, PrometheusError, PrometheusQueryError, PrometheusUnavailable
 from reliability.source import session as transport
 from reliability.source.frames import _n_series, label_columns, tidy, utc
+from reliability.source.recorded import error_key, recorded_error, write_snapshot
 from reliability.source.stats import QueryRecord, Stats, calling
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
@@ -253,8 +254,6 @@ class PrometheusClient:
         try:
             data = get()
         except PrometheusError as exc:  # recorded too: a replay must fail the way the run did
-            from reliability.source.snapshot import error_key, recorded_error
-
             self._snapshot[error_key(key)] = recorded_error(exc)
             raise
         self._snapshot[json.dumps(key)] = data
@@ -262,8 +261,6 @@ class PrometheusClient:
 
     def save_snapshot(self, path: str | Path) -> Path:
         """Write every answer received so far (gzip JSON, deterministic bytes) for ``reliability render``."""
-        from reliability.source.snapshot import write_snapshot
-
         return write_snapshot(Path(path), self.url, self._snapshot)
 
     # ------------------------------------------------------------------ transport

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reliability.errors import ConfigurationError, PrometheusError, PrometheusQueryError, PrometheusUnavailable
+from reliability.errors import ConfigurationError
 from reliability.source.prom import PrometheusClient
+from reliability.source.recorded import error_key, replayed_error
 from reliability.source.stats import Stats
 
 MAX_SNAPSHOT_BYTES = 512 << 20  # far above any proof's answers (a 30-day proof records a few MB)
@@ -56,7 +56,7 @@ class SnapshotClient(PrometheusClient):
             return self._snapshot[k]
         failed = self._snapshot.get(error_key(key))
         if failed is not None:
-            raise _replayed(failed, self.url)
+            raise replayed_error(failed, self.url)
         raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
 
     def ready(self) -> bool:  # as the original run found it (snapshots before it was recorded: ready)
@@ -68,36 +68,6 @@ class SnapshotClient(PrometheusClient):
 
             raise NoDataError(f"the snapshot {self.path} does not record when the proof ran")
         return super().now()
-
-
-def write_snapshot(path: Path, url: str, answers: dict[str, Any]) -> Path:
-    """Gzip JSON with deterministic bytes, written whole and then renamed: a reader never sees half."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    body = json.dumps({"format": 1, "prometheus_url": url,
-                       "entries": [{"key": json.loads(k), "data": v} for k, v in sorted(answers.items())]},
-                      sort_keys=True, separators=(",", ":")).encode()
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
-        fh.write(body)
-    os.replace(tmp, path)
-    return path
-
-
-def error_key(key: tuple[str, ...]) -> str:
-    """Where a query's failure is recorded, beside its answer's key (older readers ignore it)."""
-    return json.dumps(["error", *key])
-
-
-def recorded_error(exc: PrometheusError) -> dict[str, Any]:
-    return {"class": type(exc).__name__, "message": str(exc),
-            "error_type": getattr(exc, "error_type", None), "query": getattr(exc, "query", None)}
-
-
-def _replayed(failed: dict[str, Any], url: str) -> PrometheusError:
-    """The error the original run met for this query (the server failed or refused it)."""
-    if failed.get("class") == "PrometheusQueryError":
-        return PrometheusQueryError(failed["message"], url=url, error_type=failed.get("error_type") or "",
-                                    query=failed.get("query"))
-    return PrometheusUnavailable(failed["message"], url=url)
 
 
 def failed_marker(path: Path) -> Path:
