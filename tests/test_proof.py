@@ -110,3 +110,16 @@ def test_sections_at_once_give_the_same_proof_as_one_by_one(client, truth) -> No
     pd.testing.assert_frame_equal(one.queries[keys], many.queries[keys])
     # every branch's requests are counted in the client the proof was given
     assert many_client.http_requests >= many.queries["http_requests"].sum() > 0
+
+
+def test_the_cli_reads_the_notebooks_defaults_as_papermill_does() -> None:
+    """The CLI gathers with the notebook's own defaults, read without importing papermill."""
+    import ast
+
+    import papermill as pm
+
+    from reliability.report.bundle import _notebook_defaults
+
+    notebook = paths.PROOF_NOTEBOOK
+    expected = {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(notebook)).items()}
+    assert _notebook_defaults(notebook) == expected and "deadline_s" in expected

@@ -164,16 +164,11 @@ def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Pat
     network and the report is the same as one re-rendered from the bundle. A failure here is
     written beside the snapshot, and the kernel stops with it (a broken run, never a verdict).
     """
-    import ast
-
-    import papermill as pm
-
     from reliability.gate import proof
     from reliability.source import SNAPSHOT_VARIABLE, SNAPSHOT_WAIT_VARIABLE, from_env
     from reliability.source.snapshot import failed_marker
 
-    defaults = {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(notebook)).items()}
-    values = {**defaults, **parameters}
+    values = {**_notebook_defaults(notebook), **parameters}
 
     # The client is made before RELIABILITY_SNAPSHOT is set: it must ask the server, not the snapshot.
     client = from_env(deadline_s=float(values["deadline_s"]),
@@ -202,6 +197,34 @@ def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Pat
                 os.environ[k] = v
 
 
+def _notebook_defaults(notebook: Path) -> dict[str, Any]:
+    """The values of the notebook's ``parameters`` cell, the way papermill finds that cell.
+
+    Read with json and ast, not papermill: importing papermill (nbformat, jsonschema) takes a
+    second or more, and the answers are gathered during it.
+    """
+    import ast
+
+    cells = json.loads(notebook.read_text())["cells"]
+    cell = next((c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None:
+        raise ReportError(f"{notebook} has no cell tagged 'parameters'")
+    source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(source).body
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+
+
+def _execute(notebook: Path, nb_out: Path, parameters: dict[str, Any], cwd: Path) -> None:
+    """papermill, imported here: the answers are already being gathered while it loads."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(str(notebook), str(nb_out), parameters=parameters, kernel_name="python3",
+                            cwd=str(cwd), progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as exc:
+        raise ReportError(f"the proof notebook failed in cell {exc.cell_index} ({exc.ename}: {exc.evalue})") from exc
+
+
 def _stamped(parameters: dict[str, Any]) -> dict[str, Any]:
     """When and from which build: recorded as parameters, so a re-render shows the original's."""
     from datetime import datetime, timezone
@@ -215,8 +238,6 @@ def _stamped(parameters: dict[str, Any]) -> dict[str, Any]:
 
 def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress: Callable[[str], None] | None,
              snapshot: bool, cwd: Path) -> Bundle:
-    import papermill as pm
-
     say = progress or (lambda _msg: None)
     nb_out, html_out, pdf_out, ev_out, snap_out = (out / f for f in FILES[:5])
     timings: dict[str, float] = {}
@@ -227,17 +248,10 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     gather = snapshot and not os.environ.get(SNAPSHOT_VARIABLE)
     gathering = _gather(parameters, notebook, snap_out, cwd, say) if gather else contextlib.nullcontext()
     say("notebook: starting the kernel (papermill)")
-    try:
-        with gathering, _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say, quiet=gather):
-            pm.execute_notebook(
-                # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
-                str(notebook), str(nb_out), parameters={**_stamped(parameters), "fail_unless_go": False,
-                                                        "evidence_path": str(ev_out),
-                                                        "snapshot_path": str(snap_out) if snapshot else ""},
-                kernel_name="python3", cwd=str(cwd), progress_bar=False, log_output=False,
-            )
-    except pm.PapermillExecutionError as exc:
-        raise ReportError(f"the proof notebook failed in cell {exc.cell_index} ({exc.ename}: {exc.evalue})") from exc
+    with gathering, _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say, quiet=gather):
+        # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
+        _execute(notebook, nb_out, {**_stamped(parameters), "fail_unless_go": False, "evidence_path": str(ev_out),
+                                    "snapshot_path": str(snap_out) if snapshot else ""}, cwd)
     timings["notebook"] = time.perf_counter() - t
     say(f"notebook: done ({timings['notebook']:.1f} s)")
     if not ev_out.exists():
