@@ -36,8 +36,12 @@ test-fast: setup
 
 ## JupyterLab with this project's kernel and the notebooks ready to run (as root too: the fresh-machine route).
 ## e.g. LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888" on a server.
-lab: setup
+lab: setup $(VENV)/.lab-stamp
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+$(VENV)/.lab-stamp: pyproject.toml
+	$(BIN)/pip install --quiet -e '.[lab]'
+	touch $@
 
 ## Benchmarks (tables as in benchmarks/RESULTS.md); e.g. BENCH_ARGS="--quick --only pushdown".
 bench: setup
