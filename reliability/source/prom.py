@@ -314,8 +314,9 @@ class PrometheusClient:
             try:
                 result = self.breaker.call(self._attempt, fn, query)
             except CircuitOpenError as exc:
+                why = last or "other queries to it failed; this one was not sent"  # the breaker is shared
                 raise PrometheusUnavailable(
-                    f"Prometheus at {self.url} failed repeatedly ({last or 'no answer'}); the client's "
+                    f"Prometheus at {self.url} failed repeatedly ({why}); the client's "
                     f"circuit breaker is open, so no request is sent until it lets a probe through. "
                     f"Check that the server is up: curl {self.url}/-/ready",
                     url=self.url,
