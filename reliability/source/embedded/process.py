@@ -14,6 +14,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,26 +37,29 @@ _CANDIDATES = {
 }
 
 
-def find_binary(name: str) -> str:
-    """Locate ``prometheus``, ``promtool`` or ``alertmanager``; ``<NAME>_BIN`` overrides PATH.
+def find_binary(name: str, *, candidates: Sequence[str] | None = None, hint: str = INSTALL_HINT) -> str:
+    """Locate ``prometheus``, ``promtool``, ``alertmanager`` (or ``name`` among ``candidates``).
+
+    ``<NAME>_BIN`` (``-`` read as ``_``, e.g. ``VICTORIA_METRICS_BIN``) overrides PATH.
 
     Raises
     ------
     MissingBinaryError
-        Not installed (or the override points nowhere); the hint gives install commands.
+        Not installed (or the override points nowhere); ``hint`` gives install commands.
     """
-    env = f"{name.upper()}_BIN"
+    env = f"{name.upper().replace('-', '_')}_BIN"
     override = os.environ.get(env)
     if override:
         found = shutil.which(override)
         if found is None:
-            raise MissingBinaryError(f"{override} (from ${env})", INSTALL_HINT)
+            raise MissingBinaryError(f"{override} (from ${env})", hint)
         return found
-    for candidate in _CANDIDATES[name]:
+    names = tuple(candidates or _CANDIDATES[name])
+    for candidate in names:
         found = shutil.which(candidate)
         if found is not None:
             return found
-    raise MissingBinaryError(" or ".join(_CANDIDATES[name]), INSTALL_HINT)
+    raise MissingBinaryError(" or ".join(names), hint)
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from reliability import paths
-from reliability.errors import MissingBinaryError, PrometheusUnavailable
+from reliability.errors import PrometheusUnavailable
 from reliability.source.embedded.config import ALERTMANAGER_YML
 from reliability.source.embedded.process import Child, find_binary, free_port, launch, temporary_dir, terminate
 from reliability.source.embedded.victoria import VICTORIA_INSTALL_HINT, EmbeddedVictoriaMetrics
@@ -31,13 +31,6 @@ from reliability.source.embedded.victoria import VICTORIA_INSTALL_HINT, Embedded
 READY_TIMEOUT_S = 30.0
 #: vmalert evaluates every 5 s here (production: 30 s), so the first evaluation comes soon after start.
 EVALUATION_INTERVAL = "5s"
-
-
-def _binary(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        raise MissingBinaryError(name, VICTORIA_INSTALL_HINT)
-    return found
 
 
 class EmbeddedVictoriaStack:
@@ -81,7 +74,8 @@ class EmbeddedVictoriaStack:
 
     def start(self) -> EmbeddedVictoriaStack:
         """Start Alertmanager, VictoriaMetrics (with the history), vmalert and vmagent; wait until wired."""
-        binaries = {name: _binary(name) for name in ("vmalert", "vmagent")}
+        binaries = {name: find_binary(name, candidates=(name,), hint=VICTORIA_INSTALL_HINT)  # VMALERT_BIN...
+                    for name in ("vmalert", "vmagent")}
         binaries["alertmanager"] = find_binary("alertmanager")
         self._tmp = temporary_dir("love-vmstack-")
         atexit.register(self.stop)

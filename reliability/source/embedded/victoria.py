@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import math
-import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -29,13 +28,14 @@ from reliability import paths
 from reliability.errors import (
     ConfigurationError,
     DataFileError,
-    MissingBinaryError,
     NoDataError,
     PrometheusUnavailable,
     ReliabilityError,
 )
 from reliability.source.embedded.openmetrics import _MALFORMED, _chunks, _sample_ms
-from reliability.source.embedded.process import temporary_dir, Child, PortTaken, free_port, launch, terminate, wait_ready
+from reliability.source.embedded.process import (
+    temporary_dir, Child, PortTaken, find_binary, free_port, launch, terminate, wait_ready,
+)
 
 VICTORIA_INSTALL_HINT = (
     "  Debian/Ubuntu: sudo apt-get install --no-install-recommends victoria-metrics\n"
@@ -62,17 +62,7 @@ def find_victoria_metrics() -> str:
     MissingBinaryError
         Not installed (or the override points nowhere); the hint gives install commands.
     """
-    override = os.environ.get("VICTORIA_METRICS_BIN")
-    if override:
-        found = shutil.which(override)
-        if found is None:
-            raise MissingBinaryError(f"{override} (from $VICTORIA_METRICS_BIN)", VICTORIA_INSTALL_HINT)
-        return found
-    for candidate in _CANDIDATES:
-        found = shutil.which(candidate)
-        if found is not None:
-            return found
-    raise MissingBinaryError(" or ".join(_CANDIDATES), VICTORIA_INSTALL_HINT)
+    return find_binary("victoria-metrics", candidates=_CANDIDATES, hint=VICTORIA_INSTALL_HINT)
 
 
 def _utc(t: datetime | None, name: str) -> datetime | None:
