@@ -28,7 +28,7 @@ from urllib3.util.retry import Retry
 from reliability.errors import ConfigurationError, PrometheusError, PrometheusQueryError, PrometheusUnavailable
 from reliability.source import session as transport
 from reliability.source.frames import _n_series, label_columns, tidy, utc
-from reliability.source.recorded import error_key, recorded_error, write_snapshot
+from reliability.source.recorded import READY_KEY, error_key, recorded_error, write_snapshot
 from reliability.source.stats import QueryRecord, Stats, calling
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
@@ -201,7 +201,7 @@ class PrometheusClient:
 
     def ready(self) -> bool:
         """True when ``/-/ready`` answers 200 (VictoriaMetrics answers on /health instead); recorded."""
-        self._snapshot[json.dumps(["ready"])] = ready = self._ready()
+        self._snapshot[READY_KEY] = ready = self._ready()
         return ready
 
     def _ready(self) -> bool:
@@ -380,6 +380,7 @@ class _Retryable(Exception):
 def _default_breaker() -> Any:
     """5 consecutive failed attempts open the breaker for 30 s: a dead server fails fast."""
     from reliability.source.breaker import CircuitBreaker
+
     return CircuitBreaker(failure_threshold=5, timeout=30.0, name="prometheus")
 
 

@@ -14,6 +14,10 @@ from typing import Any
 from reliability.errors import PrometheusError, PrometheusQueryError, PrometheusUnavailable
 
 
+#: Whether the server answered /-/ready when the run asked (a replay answers the same).
+READY_KEY = json.dumps(["ready"])
+
+
 def write_snapshot(path: Path, url: str, answers: dict[str, Any]) -> Path:
     """Gzip JSON with deterministic bytes, written whole and then renamed: a reader never sees half."""
     tmp = path.with_name(f".{path.name}.tmp")

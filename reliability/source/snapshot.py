@@ -10,7 +10,7 @@ from typing import Any
 
 from reliability.errors import ConfigurationError
 from reliability.source.prom import PrometheusClient
-from reliability.source.recorded import error_key, replayed_error
+from reliability.source.recorded import READY_KEY, error_key, replayed_error
 from reliability.source.stats import Stats
 
 MAX_SNAPSHOT_BYTES = 512 << 20  # far above any proof's answers (a 30-day proof records a few MB)
@@ -60,7 +60,7 @@ class SnapshotClient(PrometheusClient):
         raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
 
     def ready(self) -> bool:  # as the original run found it (snapshots before it was recorded: ready)
-        return bool(self._snapshot.get(json.dumps(["ready"]), True))
+        return bool(self._snapshot.get(READY_KEY, True))
 
     def now(self) -> datetime:
         if json.dumps(["clock"]) not in self._snapshot:
