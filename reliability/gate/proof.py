@@ -20,7 +20,7 @@ from reliability import paths
 from reliability.errors import NoDataError, ReliabilityError
 from reliability.source.prom import PrometheusClient
 from reliability.gate import alert_replay, sections
-from reliability.gate.params import DEFAULT_DEPENDENCIES, ProofParams
+from reliability.gate.params import ProofParams
 from reliability.gate.verdict import Check, Status, Verdict, decide
 
 
@@ -156,16 +156,18 @@ def params_from(values: dict[str, Any], *, root: str | os.PathLike[str] | None =
     from reliability.times import parse_time
 
     v = values
+    # Values taken as they are; a missing one keeps ProofParams' default.
+    plain = {k: v[k] for k in ("selector", "version_label", "threshold", "confidence", "method", "partial_scope")
+             if k in v}
+    if "dependencies" in v:
+        plain["dependencies"] = tuple(v["dependencies"])
     return ProofParams(
         start=parse_time(v["start"], name="start"), end=parse_time(v["end"], name="end"), candidate=v["candidate"],
-        stable=v.get("stable") or default_stable(root), selector=v.get("selector", ""),
-        version_label=v.get("version_label", "version"), threshold=v.get("threshold", 0.98),
-        confidence=v.get("confidence", 0.95), method=v.get("method", "clopper-pearson"),
-        partial_scope=v.get("partial_scope", False),
+        stable=v.get("stable") or default_stable(root),
         junit=tuple(str(paths.find(j, root=root)) for j in v.get("junit", ())),
         rules=str(paths.find(v.get("rules", "monitoring/alerts.yml"), root=root)),
         dashboard=str(paths.find(v.get("dashboard", "monitoring/grafana-dashboard.json"), root=root)),
-        dependencies=tuple(v.get("dependencies", DEFAULT_DEPENDENCIES)),
+        **plain,
     )
 
 
