@@ -23,14 +23,16 @@ $(STAMP): pyproject.toml
 report: setup
 	$(BIN)/reliability demo
 
-## Every test: the layer contract, pytest, the promtool rule tests, nbval over the notebooks.
+## Every test: lint (ruff), the layer contract, pytest, the promtool rule tests, nbval over the notebooks.
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
 		-p no:cacheprovider tests notebooks
 
 ## Pure tests only (no Prometheus), for quick edits.
 test-fast: setup
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	LOVE_TEST_NO_PROMETHEUS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests
 

@@ -6,6 +6,7 @@ process' high-water mark never goes down: each measured run gets a fresh interpr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -35,8 +36,8 @@ def cli(run: Callable[..., list[Table]], doc: str, argv: list[str] | None = None
 
 def proof_params(scenario: str = "healthy-canary") -> Any:
     """The proof parameters of one of the demo's scenarios, as ``reliability demo`` runs them."""
+    from reliability.cli.main import scenario_parameters
     from reliability.gate import proof
-    from reliability.cli import scenario_parameters
     from reliability.times import parse_time
 
     p = scenario_parameters(scenario)
@@ -166,10 +167,8 @@ class CountingProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(2)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._stop = True

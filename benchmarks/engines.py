@@ -44,7 +44,7 @@ def run(*, quick: bool = False) -> list[Table]:
     try:
         results: dict[str, Any] = {}
         clients = {"prometheus": prom.url, "victoria": vm.url}
-        for name, url in clients.items():  # warm-up: Alertmanager discovery, page cache
+        for url in clients.values():  # warm-up: Alertmanager discovery, page cache
             proof.run(params, PrometheusClient(url))
         for _ in range(n):
             for name, url in clients.items():

@@ -19,7 +19,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from benchmarks.common import (
-    ROOT, CountingProxy, Table, WireCounter, child, emit, mb, median, peak_rss_mb, rss_mb, runs, timed,
+    ROOT,
+    CountingProxy,
+    Table,
+    WireCounter,
+    child,
+    emit,
+    mb,
+    median,
+    peak_rss_mb,
+    rss_mb,
+    runs,
+    timed,
 )
 
 METHODS = ("promql", "naive")
@@ -81,6 +92,7 @@ def one(method: str, url: str) -> dict[str, Any]:
     """Measure one method in this (fresh) process."""
     import pandas  # noqa: F401 - both methods need it; its import is not the method's cost
     import prometheus_api_client  # noqa: F401
+
     import reliability.analysis.measure  # noqa: F401
 
     start, end, _ = _window()
@@ -97,7 +109,7 @@ def run(*, quick: bool = False, url: str | None = None) -> list[Table]:
     from reliability.source.embedded import EmbeddedPrometheus
 
     n = runs(quick)
-    start, end, truth = _window()
+    _start, _end, truth = _window()
     if url is None:
         with EmbeddedPrometheus(alertmanager=False) as prom:
             return run(quick=quick, url=prom.url)
@@ -115,7 +127,7 @@ def run(*, quick: bool = False, url: str | None = None) -> list[Table]:
                                                                 "peak_mb", "http_requests")} for m in METHODS}
     ratio = {k: med["naive"][k] / med["promql"][k] if med["promql"][k] else float("nan")
              for k in ("seconds", "wire_bytes", "body_bytes", "peak_mb")}
-    per_run = [s_n["seconds"] / s_p["seconds"] for s_p, s_n in zip(samples["promql"], samples["naive"])]
+    per_run = [s_n["seconds"] / s_p["seconds"] for s_p, s_n in zip(samples["promql"], samples["naive"], strict=True)]
     rows = []
     for m, label in (("promql", "PromQL push-down (`measure.totals`)"),
                      ("naive", "pull raw samples + pandas (`get_metric_range_data`)")):

@@ -32,7 +32,7 @@ def calls_frame(n: int = CALLS, *, seed: int = 20251029) -> Any:
     starts = rng.uniform(0.0, span, 30)
     ends = starts + rng.uniform(60.0, 600.0, 30)
     inside = np.zeros(n, dtype=bool)
-    for s, e in zip(starts, ends):
+    for s, e in zip(starts, ends, strict=True):
         inside[np.searchsorted(t, s):np.searchsorted(t, e)] = True
     ok &= ~(inside & (rng.random(n) < 0.9))
     return pd.DataFrame({"time": t, "ok": ok})
@@ -45,7 +45,7 @@ def plain_allowed(calls: Any, *, failure_threshold: int = 5, timeout: float = 60
     from reliability.analysis.breakers import CircuitBreaker
 
     record = CircuitBreaker(failure_threshold=failure_threshold, timeout=timeout).record
-    return np.fromiter((record(o, s) for s, o in zip(calls["time"].tolist(), calls["ok"].tolist())),
+    return np.fromiter((record(o, s) for s, o in zip(calls["time"].tolist(), calls["ok"].tolist(), strict=True)),
                        dtype=bool, count=len(calls))
 
 
@@ -55,7 +55,7 @@ def plain_rate_allowed(calls: Any) -> Any:
     from reliability.analysis.breakers import RateBasedBreaker
 
     record = RateBasedBreaker().record
-    return np.fromiter((record(o, s) for s, o in zip(calls["time"].tolist(), calls["ok"].tolist())),
+    return np.fromiter((record(o, s) for s, o in zip(calls["time"].tolist(), calls["ok"].tolist(), strict=True)),
                        dtype=bool, count=len(calls))
 
 

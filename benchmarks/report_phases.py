@@ -70,10 +70,10 @@ def as_a_user(*, quick: bool = False) -> Table:
     import os
     import subprocess
 
-    from reliability.cli import scenario_parameters
+    from reliability.cli.main import scenario_parameters
+    from reliability.gate import proof
     from reliability.source.embedded import EmbeddedPrometheus
     from reliability.source.prom import PrometheusClient
-    from reliability.gate import proof
 
     n = runs(quick, full=5, fast=3)
     work = SCRATCH / "as-a-user"
@@ -111,12 +111,12 @@ def run(*, quick: bool = False) -> list[Table]:
     """Measure every phase ``runs`` times; medians; the ratio of the full report to the floor."""
     import os
 
+    from reliability.cli.main import scenario_parameters
     from reliability.gate import proof
-    from reliability.cli import scenario_parameters
-    from reliability.source.embedded import EmbeddedPrometheus, backfill
     from reliability.paths import history_file
-    from reliability.source.prom import PrometheusClient
     from reliability.report.bundle import produce
+    from reliability.source.embedded import EmbeddedPrometheus, backfill
+    from reliability.source.prom import PrometheusClient
 
     n = runs(quick, full=3, fast=3)
     work = SCRATCH / "report"
@@ -127,7 +127,7 @@ def run(*, quick: bool = False) -> list[Table]:
     def add(key: str, value: float) -> None:
         m.setdefault(key, []).append(value)
 
-    for i in range(n):  # cold: a fresh cache directory means promtool backfills
+    for _ in range(n):  # cold: a fresh cache directory means promtool backfills
         cold = Path(tempfile.mkdtemp(prefix="cold-", dir=work))
         t = time.perf_counter()
         with EmbeddedPrometheus(cache_dir=cold):
@@ -136,7 +136,7 @@ def run(*, quick: bool = False) -> list[Table]:
     warm = work / "warm-cache"
     backfill(history_file(), cache_dir=warm)
     params = proof_params(SCENARIO)
-    for i in range(n):
+    for _ in range(n):
         t = time.perf_counter()
         with EmbeddedPrometheus(cache_dir=warm) as prom:
             add("start_warm", time.perf_counter() - t)

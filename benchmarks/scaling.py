@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
-    PYTHON, ROOT, SCRATCH, Table, child, emit, median, peak_rss_mb, rss_mb, runs, server_peak_mb,
+    PYTHON,
+    ROOT,
+    SCRATCH,
+    Table,
+    child,
+    emit,
+    median,
+    peak_rss_mb,
+    rss_mb,
+    runs,
+    server_peak_mb,
 )
 
 SIZES = ((30, 1), (30, 9), (90, 1), (90, 9))

@@ -36,7 +36,7 @@ def run(quick: bool = False) -> list[Table]:
                     if kind == "next look":
                         look_at(client, params, at - timedelta(minutes=1), seen=seen)
                     before = len(client.log)  # the log only grows: count this look's records
-                    wall, _ = timed(lambda c=client, s=seen: look_at(c, params, at, seen=s))
+                    wall, _ = timed(lambda c=client, s=seen, p=params, t=at: look_at(c, p, t, seen=s))
                     mine = client.log[before:]
                     walls.append(wall * 1000)
                     clients.append((wall - sum(r.seconds for r in mine)) * 1000)

@@ -27,10 +27,10 @@ import lzma
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -140,7 +140,7 @@ PROCESSES = (
 
 def idx(t: float) -> int:
     """Index of the interval (T[k-1], T[k]] holding instant t (a scrape at t counts it)."""
-    return int(math.ceil((t - T0) / STEP))
+    return math.ceil((t - T0) / STEP)
 
 
 def traffic(rng: np.random.Generator) -> np.ndarray:
@@ -216,7 +216,7 @@ def replay(rng: np.random.Generator, counts: dict, breaker: str, k_from: int, k_
             n = int(base.sum())
             probs = base / n if n else np.full(4, 0.25)
             for t, uses, st in zip(T0 + STEP * (k - 1) + rng.uniform(0, STEP, n),
-                                   rng.random(n) < dict(r.deps)[breaker], rng.choice(4, size=n, p=probs)):
+                                   rng.random(n) < dict(r.deps)[breaker], rng.choice(4, size=n, p=probs), strict=True):
                 reqs.append((float(t), r, bool(uses), int(st)))
             for s in statuses(r):
                 per_status[s][k] = 0
@@ -333,7 +333,7 @@ def label_text(name: str, labels: dict[str, str]) -> str:
 
 def series_text(prefix: str, ks: np.ndarray, values: np.ndarray) -> str:
     """One series' samples, contiguous, integer seconds timestamps."""
-    return "".join([f"{prefix}{v} {t}\n" for v, t in zip(values.tolist(), (T0 + STEP * ks).tolist())])
+    return "".join([f"{prefix}{v} {t}\n" for v, t in zip(values.tolist(), (T0 + STEP * ks).tolist(), strict=True)])
 
 
 def main_procs() -> list[Process]:
@@ -569,7 +569,8 @@ def ground_truth(sim: dict) -> dict:
         "deploys": deploys,
         "windows": windows,
         "incidents": [{"name": "v1.9.0 database failure", "start": iso(DB_FAULT_START), "end": iso(ROLLBACK),
-                       "version": "v1.9.0", "cause": f"database dependency failing ({DB_FAULT_FAILURE_P:.0%} of calls); db breaker trips",
+                       "version": "v1.9.0",
+                       "cause": f"database dependency failing ({DB_FAULT_FAILURE_P:.0%} of calls); db breaker trips",
                        "peak_5xx_ratio": round(float((e5[inc] / r5[inc]).max()), 6)}],
         "breakers": {b: breaker_truth(sim["transitions"][b], *cfg) for b, cfg in BREAKERS.items()},
         "cache": {"by_clinic": cache_totals(T0, T_END),

@@ -10,8 +10,9 @@ Data flows one way, and each folder is one layer that imports only the layers be
       |
     report/    figures, tables, evidence.json, notebook -> HTML -> PDF
 
-On top: ``cli`` (the ``reliability`` command), ``lab`` and ``explore`` (notebook helpers) and
-this module's public API. Beneath all: ``errors``, ``paths``, ``times``. The layers are a
+On top: ``config`` (the repository's ``reliability.toml``), ``lab`` (the notebooks' helpers:
+``connect``, ``explore``), ``cli`` (the ``reliability`` command, ``init``'s scaffold, ``serve``)
+and this module's public API. Beneath all: ``errors``, ``paths``, ``times``. The layers are a
 contract checked by import-linter (``[tool.importlinter]`` in pyproject.toml) in ``make test``.
 """
 from __future__ import annotations
@@ -30,7 +31,20 @@ from reliability.analysis.budget import ErrorBudget, burn_rate, burn_rates, erro
 from reliability.analysis.cache import CacheResult, cache_consistency
 from reliability.analysis.compare import Comparison, compare
 from reliability.analysis.dataquality import DataQuality, preflight
-from reliability.source.embedded import EmbeddedPrometheus
+from reliability.analysis.junit import JUnitResult, read_junit
+from reliability.analysis.measure import ratio_profile, ratio_series, totals
+from reliability.analysis.stats import (
+    RBound,
+    bound_r,
+    bound_r_buckets,
+    bound_r_buckets_frame,
+    bound_r_frame,
+    dispersion,
+    interval,
+    lower_bound,
+    minimum_requests,
+    upper_bound,
+)
 from reliability.errors import (
     ConfigurationError,
     DataFileError,
@@ -46,36 +60,74 @@ from reliability.errors import (
     RuleFileError,
     StatisticalWarning,
 )
-from reliability.analysis.junit import JUnitResult, read_junit
-from reliability.analysis.measure import ratio_profile, ratio_series, totals
-from reliability.source.prom import PrometheusClient
-from reliability.source.snapshot import SnapshotClient
 from reliability.gate.proof import Proof, ProofParams
 from reliability.gate.proof import run as run_proof
-from reliability.analysis.stats import (
-    RBound,
-    bound_r,
-    bound_r_buckets,
-    bound_r_buckets_frame,
-    bound_r_frame,
-    dispersion,
-    interval,
-    lower_bound,
-    minimum_requests,
-    upper_bound,
-)
 from reliability.gate.verdict import Check, Status, Verdict, decide
+from reliability.source.embedded import EmbeddedPrometheus
+from reliability.source.prom import PrometheusClient
+from reliability.source.snapshot import SnapshotClient
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AlertRule", "Backtest", "BreakerStats", "CacheResult", "CircuitBreaker", "CircuitOpenError",
-    "RateBasedBreaker", "breaker_stats", "trip_stats", "whatif", "Check", "Comparison", "ConfigurationError", "DataFileError",
-    "DataQuality", "DataQualityWarning", "GateFailed", "EmbeddedPrometheus", "ErrorBudget", "InsufficientDataWarning",
-    "JUnitResult", "MissingBinaryError", "NoDataError", "PrometheusClient", "PrometheusError",
-    "PrometheusQueryError", "PrometheusUnavailable", "Proof", "ProofParams", "RBound", "ReliabilityError",
-    "RuleFileError", "SnapshotClient", "StatisticalWarning", "Status", "Verdict", "__version__", "backtest",
-    "bound_r", "bound_r_buckets", "bound_r_buckets_frame", "bound_r_frame", "burn_rate", "burn_rates", "cache_consistency", "compare", "decide",
-    "dispersion", "error_budget", "interval", "load_rules", "lower_bound", "minimum_requests", "preflight",
-    "ratio_profile", "ratio_series", "read_junit", "run_proof", "totals", "upper_bound",
+    "AlertRule",
+    "Backtest",
+    "BreakerStats",
+    "CacheResult",
+    "Check",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Comparison",
+    "ConfigurationError",
+    "DataFileError",
+    "DataQuality",
+    "DataQualityWarning",
+    "EmbeddedPrometheus",
+    "ErrorBudget",
+    "GateFailed",
+    "InsufficientDataWarning",
+    "JUnitResult",
+    "MissingBinaryError",
+    "NoDataError",
+    "PrometheusClient",
+    "PrometheusError",
+    "PrometheusQueryError",
+    "PrometheusUnavailable",
+    "Proof",
+    "ProofParams",
+    "RBound",
+    "RateBasedBreaker",
+    "ReliabilityError",
+    "RuleFileError",
+    "SnapshotClient",
+    "StatisticalWarning",
+    "Status",
+    "Verdict",
+    "__version__",
+    "backtest",
+    "bound_r",
+    "bound_r_buckets",
+    "bound_r_buckets_frame",
+    "bound_r_frame",
+    "breaker_stats",
+    "burn_rate",
+    "burn_rates",
+    "cache_consistency",
+    "compare",
+    "decide",
+    "dispersion",
+    "error_budget",
+    "interval",
+    "load_rules",
+    "lower_bound",
+    "minimum_requests",
+    "preflight",
+    "ratio_profile",
+    "ratio_series",
+    "read_junit",
+    "run_proof",
+    "totals",
+    "trip_stats",
+    "upper_bound",
+    "whatif",
 ]

@@ -5,6 +5,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from reliability.errors import ConfigurationError
+
 _RELATIVE = re.compile(r"^now\s*(?:([+-])\s*(\S+))?$")
 _DURATION_PART = re.compile(r"(\d+)(ms|y|w|d|h|m|s)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
@@ -34,7 +35,8 @@ def parse_time(text: str | datetime, *, now: datetime | None = None, name: str =
                 raise ConfigurationError(f"{name} {text!r}: after now- or now+ write a finite duration "
                                          "such as 24h or 30d") from None
             except (OverflowError, ValueError):
-                raise ConfigurationError(f"{name} {text!r} is out of range: use a duration such as 24h or 30d") from None
+                raise ConfigurationError(f"{name} {text!r} is out of range: use a duration such as 24h or "
+                                         "30d") from None
         return base.astimezone(timezone.utc)
     try:
         t = datetime.fromisoformat(s.replace("Z", "+00:00"))
@@ -84,7 +86,7 @@ def _parse_units(s: str, text: object, name: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Seconds to the shortest Prometheus duration string (``3600`` -> ``1h``)."""
-    ms = int(round(seconds * 1000))
+    ms = round(seconds * 1000)
     if ms <= 0:
         return "0s"
     out = []

@@ -27,7 +27,7 @@ class FaultProxy:
             def log_message(self, *args: object) -> None:  # quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 proxy.requests += 1
                 proxy.seen.append(self.requestline + "\n" + str(self.headers))
                 proxy._handle(self)

@@ -2,8 +2,8 @@
 
 Modes: ``big`` (a valid vector of ``size`` bytes), ``trickle`` (one byte every ``delay`` s),
 ``redirect`` (302 to ``target``), ``string`` (resultType string where a vector was asked),
-``nan`` (a vector whose values are NaN, +Inf and negative), ``bare`` (series without labels). ``tls`` wraps it in TLS with a given
-certificate. Requests are counted; every loop is bounded in time.
+``nan`` (a vector whose values are NaN, +Inf and negative), ``bare`` (series without labels).
+``tls`` wraps it in TLS with a given certificate. Requests are counted; every loop is bounded in time.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Hostile:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 me.requests += 1
                 me._handle(self)
 

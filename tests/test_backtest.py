@@ -39,7 +39,7 @@ def samples(*series: tuple[dict[str, str], str]) -> pd.DataFrame:
 def states_of(states: pd.DataFrame, labels: dict[str, str], n: int) -> str:
     """The state in each of ``n`` minutes as one letter (i/p/F), '-' where the label set has no row."""
     mine = states[states["labels"].map(lambda lab: lab == labels)]
-    by_time = dict(zip(mine["time"], mine["state"]))
+    by_time = dict(zip(mine["time"], mine["state"], strict=True))
     return "".join({"inactive": "i", "pending": "p", "firing": "F"}[by_time[t]] if t in by_time else "-"
                    for t in minutes(n))
 

@@ -18,7 +18,7 @@ def calls(times: list[float], oks: list[bool]) -> pd.DataFrame:
 
 def by_class(breaker, frame: pd.DataFrame) -> tuple[list[bool], list[str]]:
     allowed, states = [], []
-    for t, ok in zip(frame["time"].tolist(), frame["ok"].tolist()):
+    for t, ok in zip(frame["time"].tolist(), frame["ok"].tolist(), strict=True):
         allowed.append(breaker.record(ok, t))
         states.append(breaker.state.value)
     return allowed, states

@@ -6,13 +6,13 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ts
+
 from reliability import breaker_stats
+from reliability.analysis.alerts import load_rules
 from reliability.analysis.breakers import observed, whatif
 from reliability.analysis.breakers.replay import walk
 from reliability.analysis.breakers.whatif import InForce, impute_rejected, intervals_from_calls, outcome
-from reliability.analysis.alerts import load_rules
 from reliability.errors import NoDataError, StatisticalWarning
 from reliability.paths import ALERTS_YML
 
@@ -61,12 +61,13 @@ def test_breaker_stats_agree_with_the_generators_breakers(history, truth) -> Non
 @pytest.mark.prometheus
 def test_flaps_are_counted_as_the_flapping_alert_counts_them(history, client) -> None:
     start, end, stats = history
-    rule = next(r for g in load_rules(ALERTS_YML, promtool=False) for r in g.alerts if r.alert == "CircuitBreakerFlapping")
+    rule = next(r for g in load_rules(ALERTS_YML, promtool=False) for r in g.alerts
+                if r.alert == "CircuitBreakerFlapping")
     assert f"[{observed.FLAP_WINDOW}]" in rule.expr and rule.expr.rstrip().endswith(f">= {observed.FLAP_TRIPS}")
     fired = client.query_range(rule.expr, start, end, 30.0)  # the rule's own expression, every 30 s
-    by_rule = set(zip(fired["breaker"], fired["instance"])) if len(fired) else set()
+    by_rule = set(zip(fired["breaker"], fired["instance"], strict=True)) if len(fired) else set()
     s = stats.summary
-    assert set(zip(s.loc[s["flapping"], "breaker"], s.loc[s["flapping"], "instance"])) == by_rule
+    assert set(zip(s.loc[s["flapping"], "breaker"], s.loc[s["flapping"], "instance"], strict=True)) == by_rule
     assert by_rule, "the bundled history has a flapping breaker (db)"
     db = s.set_index("breaker").loc["db"]
     assert db["flaps"] > db["flaps_seen_by_gauge"] or db["flaps"] >= observed.FLAP_TRIPS
@@ -77,7 +78,7 @@ def test_another_services_breakers_stay_out_of_scope(client, truth) -> None:
     start, end = ts(truth["windows"]["bad_deploy"]["start"]), ts(truth["windows"]["bad_deploy"]["end"])
     with pytest.warns(StatisticalWarning):
         mine = breaker_stats(client, start, end, selector=f'job="{truth["generator"]["job"]}"')
-    with pytest.raises(NoDataError, match="no circuit_breaker_state samples .* for job=\"no-such-service\""):
+    with pytest.raises(NoDataError, match=r"no circuit_breaker_state samples .* for job=\"no-such-service\""):
         breaker_stats(client, start, end, selector='job="no-such-service"')
     assert set(mine.summary["breaker"]) == set(truth["breakers"])
 
@@ -132,7 +133,7 @@ def observed_intervals(t: np.ndarray, fails: np.ndarray, interval: float = 30.0)
     fail_idx = np.flatnonzero(fails)
     opens, probes = walk(t, fail_idx, failure_threshold=TRUE_THRESHOLD, timeout=TRUE_TIMEOUT)
     rejected = np.zeros(len(t), dtype=bool)
-    for o, p in zip(opens, probes):
+    for o, p in zip(opens, probes, strict=True):
         rejected[o + 1:min(p, len(t))] = True
     k = (t // interval).astype(int)
     frame = pd.DataFrame({"k": k, "success": ~fails & ~rejected, "failure": fails & ~rejected, "rejected": rejected})
@@ -156,7 +157,7 @@ def test_the_whatif_estimates_other_settings_within_their_stated_uncertainty(see
     for threshold, timeout in settings:
         opens, probes = walk(t, fail_idx, failure_threshold=threshold, timeout=timeout)
         truth = dict(zip(("trips", "rejected", "failed_calls_allowed", "time_open"),
-                         outcome(t, fail_idx, opens, probes, end=4 * 3600.0)))
+                         outcome(t, fail_idx, opens, probes, end=4 * 3600.0), strict=True))
         row = est.loc[(threshold, timeout)]
         for metric, value in truth.items():
             low, high = row[f"{metric}_low"], row[f"{metric}_high"]

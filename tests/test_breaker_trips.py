@@ -10,8 +10,7 @@ import pytest
 from reliability.analysis.breakers import BreakerStats, from_resilience4j, trip_stats
 from reliability.analysis.breakers.observed import breaker_queries, breaker_stats
 from reliability.analysis.breakers.trips import R4J_STATE, query
-from reliability.errors import NoDataError
-from reliability.errors import ConfigurationError, StatisticalWarning
+from reliability.errors import ConfigurationError, NoDataError, StatisticalWarning
 from reliability.report.breaker_plots import stats_timeline
 
 T0 = pd.Timestamp("2025-10-24T10:00:00Z")
@@ -135,7 +134,8 @@ def test_resilience4j_metrics_map_onto_ours() -> None:
                       "value": [90.0, 9.0, 1.0]}),
     )
     assert state.to_dict("list") == {"breaker": ["backendA", "backendA"], "time": times, "value": [0.0, 2.0]}
-    assert dict(zip(calls["outcome"], calls["increase"])) == {"failure": 9.0, "rejected": 7.0, "success": 90.0}
+    by_outcome = dict(zip(calls["outcome"], calls["increase"], strict=True))
+    assert by_outcome == {"failure": 9.0, "rejected": 7.0, "success": 90.0}
     with pytest.raises(ConfigurationError, match="unknown state"):
         from_resilience4j(pd.DataFrame({"name": ["a"], "state": ["weird"], "time": [T0], "value": [1.0]}))
 

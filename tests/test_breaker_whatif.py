@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reliability.analysis.breakers import intervals_from_calls, replay, replay_rate_based, whatif
-from reliability.report.breaker_plots import heatmap
 from reliability.analysis.breakers.replay import summarize, walk
 from reliability.analysis.breakers.whatif import draw_failures, expand_times
 from reliability.errors import ConfigurationError
+from reliability.report.breaker_plots import heatmap
 
 
 def fourteen_days(seed: int = 5) -> pd.DataFrame:
@@ -172,9 +172,9 @@ def test_heatmap_marks_the_configuration_in_force() -> None:
 
 @pytest.mark.prometheus
 def test_whatif_on_the_bundled_history_of_the_db_breaker(client, truth) -> None:
-    from conftest import ts
-
     import warnings
+
+    from conftest import ts
 
     from reliability.analysis.breakers import breaker_stats, call_intervals
     from reliability.errors import StatisticalWarning

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ts
 
 from reliability import paths
 from reliability.analysis.alerts import AlertRule, RuleGroup, load_rules
@@ -19,10 +20,9 @@ from reliability.gate.checks import (
     scrape_interval,
     series_present,
 )
+from reliability.gate.verdict import Status
 from reliability.source.parsed import comparison_literals, metric_names, range_selectors
 from reliability.source.prom import PrometheusClient
-from reliability.gate.verdict import Status
-from conftest import ts
 
 RECORDING_YML = paths.MONITORING / "recording.yml"
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from faultproxy import FaultProxy
+
 from reliability import paths
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +31,8 @@ def window(truth: dict, name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def go_run(truth: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+def go_run(truth: dict,
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     out = tmp_path_factory.mktemp("go")
     stable = out / "stable"
     stable.write_text("v1.8.3\n")
@@ -266,7 +267,8 @@ def test_a_signed_statement_verifies_with_its_key_only(truth: dict, tmp_path: Pa
     import base64
 
     statement = json.loads(base64.b64decode(envelope["payload"]))
-    assert statement["subject"] == [{"name": "v1.9.1", "digest": {"gitCommit": "0123456789abcdef0123456789abcdef01234567"}}]
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    assert statement["subject"] == [{"name": "v1.9.1", "digest": {"gitCommit": commit}}]
     ok = gate("verify", str(tmp_path / "b"), "--key", str(tmp_path / "key.pub"))
     assert ok.returncode == 0 and "signature" in ok.stdout, ok.stdout + ok.stderr
     assert gate("verify", str(tmp_path / "b")).returncode == 1

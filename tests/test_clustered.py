@@ -13,13 +13,13 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ts
+
 from reliability import bound_r, bound_r_buckets, bound_r_buckets_frame
 from reliability.analysis import measure
 from reliability.analysis.stats import clustering
-from reliability.analysis.stats.clustered import step_grid
 from reliability.analysis.stats import incidents as inc
+from reliability.analysis.stats.clustered import step_grid
 from reliability.errors import InsufficientDataWarning, NoDataError
 from reliability.times import parse_duration
 

@@ -7,15 +7,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from conftest import ts
 
 from reliability import paths
+from reliability.errors import DashboardError
 from reliability.gate.dashboard import ALL, load_dashboard
 from reliability.gate.panels import dashboard_check, fitted_step, panel_step, rate_interval, run_panels, substitute
-from reliability.report.dashboard_image import render_image
-from reliability.errors import DashboardError
-from reliability.source.prom import PrometheusClient
 from reliability.gate.verdict import Status
-from conftest import ts
+from reliability.report.dashboard_image import render_image
+from reliability.source.prom import PrometheusClient
 
 T0 = datetime(2025, 10, 24, 0, 0, tzinfo=timezone.utc)
 T1 = datetime(2025, 10, 25, 0, 0, tzinfo=timezone.utc)
@@ -213,7 +213,7 @@ def test_render_image_has_one_titled_axes_per_panel(repo_dashboard, repo_results
     # narrow panels wrap their titles to fit
     assert [ax.get_title(loc="left").replace("\n", " ") for ax in fig.axes] == [p.title for p in panels]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    ratio = [ax for ax, p in zip(fig.axes, panels) if p.type == "timeseries"
+    ratio = [ax for ax, p in zip(fig.axes, panels, strict=False) if p.type == "timeseries"
              and any('status=~"5' in t.expr and "/" in t.expr for t in p.targets)]
     assert ratio, "the dashboard has no 5xx ratio time series"
     assert any(line.get_label().startswith("threshold 2") for line in ratio[0].get_lines())
@@ -229,7 +229,7 @@ def test_the_redraw_is_legible_in_print_says_what_it_is_and_its_axes_mean_someth
     assert "not a Grafana screenshot" in fig._suptitle.get_text()
     panels = [p for p in repo_dashboard.panels if p.type != "row"]
     frames = repo_results.attrs["frames"]
-    for ax, panel in zip(fig.axes, panels):
+    for ax, panel in zip(fig.axes, panels, strict=False):
         if panel.type != "timeseries":
             continue
         assert ax.get_xlabel() == "UTC", panel.title

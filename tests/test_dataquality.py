@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import ts
+
 from reliability.analysis.cache import cache_consistency, coverage_table, gap_periods
 from reliability.analysis.dataquality import preflight, scrape_gaps
 from reliability.errors import NoDataError

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import process_exists
-from reliability.source.embedded import EmbeddedPrometheus, backfill, derived_config
-from reliability.errors import DataFileError, MissingBinaryError, PrometheusUnavailable, RuleFileError
+
 from reliability import paths
+from reliability.errors import DataFileError, MissingBinaryError, PrometheusUnavailable, RuleFileError
+from reliability.source.embedded import EmbeddedPrometheus, backfill, derived_config
 
 START = 1760486400  # 2025-10-15T00:00:00Z
 STEP = 30
@@ -63,7 +63,7 @@ def history_lines(*, hours: float = 2, ms: bool = False) -> list[str]:
         for k in range(int(hours * 3600 / STEP) + 1):
             ts = (START + k * STEP) * (1000 if ms else 1)
             lines.append(f'http_requests_total{{{LABELS},status="{status}"}} {per_scrape * k} {ts}')
-    return lines + ["# EOF"]
+    return [*lines, "# EOF"]
 
 
 def write_history(path: Path, lines: list[str]) -> Path:
@@ -209,11 +209,10 @@ def test_stop_leaves_no_process_or_directory_behind(
 @pytest.mark.prometheus
 def test_exception_inside_with_block_stops_servers(
         history: Path, config_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ZeroDivisionError):
-        with EmbeddedPrometheus(history, config=config_dir / "prometheus.yml",
-                                cache_dir=tmp_path) as prom:
-            pids = prom.pids
-            1 / 0
+    with pytest.raises(ZeroDivisionError), EmbeddedPrometheus(history, config=config_dir / "prometheus.yml",
+                            cache_dir=tmp_path) as prom:
+        pids = prom.pids
+        raise ZeroDivisionError("inside the with block")
     assert not any(process_exists(p) for p in pids)
 
 
@@ -283,9 +282,9 @@ def test_millisecond_timestamps_are_rejected(tmp_path: Path) -> None:
 
 @needs_promtool
 @pytest.mark.parametrize(("damage", "line", "message"), [
-    (lambda ls: ls[:3] + [""] + ls[3:], 4, "blank line"),
-    (lambda ls: [ls[0] + "\r"] + ls[1:], 1, "CRLF"),
-    (lambda ls: ls[:5] + [ls[5].replace("}", "", 1)] + ls[6:], 6, "promtool"),
+    (lambda ls: [*ls[:3], "", *ls[3:]], 4, "blank line"),
+    (lambda ls: [ls[0] + "\r", *ls[1:]], 1, "CRLF"),
+    (lambda ls: [*ls[:5], ls[5].replace("}", "", 1), *ls[6:]], 6, "promtool"),
 ])
 def test_malformed_lines_are_located(damage: Any, line: int, message: str, tmp_path: Path) -> None:
     data = write_history(tmp_path / "bad.om.gz", damage(history_lines()))
@@ -296,7 +295,7 @@ def test_malformed_lines_are_located(damage: Any, line: int, message: str, tmp_p
 
 
 def test_missing_file_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(DataFileError, match="generate.py"):
+    with pytest.raises(DataFileError, match=r"generate.py"):
         backfill(tmp_path / "absent.om.xz", cache_dir=tmp_path)
 
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import ts
-from reliability import explore
-from reliability.analysis.budget import error_budget
+
 from reliability.analysis import measure
 from reliability.analysis.alerts import backtest, evaluation_times, load_rules
+from reliability.analysis.budget import error_budget
 from reliability.errors import ConfigurationError, NoDataError
+from reliability.lab import explore
 from reliability.paths import ALERTS_YML
 
 T0 = pd.Timestamp("2025-10-20T00:00:00Z")
@@ -238,7 +238,7 @@ def test_compare_versions_counts_each_version_of_the_canary_day(client, truth) -
     assert close(c.candidate_requests, w["by_version"]["v1.9.1"]["requests"])
     assert close(c.stable_errors, w["by_version"]["v1.8.3"]["errors_5xx"])
     assert c.phi_candidate >= 1 and c.phi_stable >= 1
-    with pytest.raises(NoDataError, match="v9.9.9"):
+    with pytest.raises(NoDataError, match=r"v9.9.9"):
         explore.compare_versions(client, ts(w["start"]), ts(w["end"]), candidate="v9.9.9", stable="v1.8.3")
 
 

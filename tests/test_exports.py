@@ -47,3 +47,24 @@ def test_each_layer_says_what_it_holds() -> None:
     for layer in ("source", "analysis", "gate", "report"):
         doc = importlib.import_module(f"reliability.{layer}").__doc__ or ""
         assert doc.startswith(f"{layer.capitalize()} layer:"), layer
+
+
+def test_the_top_level_is_small_and_each_entry_has_a_layer() -> None:
+    """`ls reliability/` reads as the architecture: a few modules, every one in the layer contract."""
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    root = Path(reliability.__file__).parent
+    modules = sorted(p.stem for p in root.glob("*.py"))
+    packages = sorted(p.name for p in root.iterdir() if (p / "__init__.py").exists() and p.name != "resources")
+    assert len(modules) <= 10, modules
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    contract = next(c for c in pyproject["tool"]["importlinter"]["contracts"] if c["type"] == "layers")
+    layered = {name.strip().removeprefix("reliability.") for layer in contract["layers"] for name in layer.split("|")}
+    unplaced = set(modules + packages) - {"__init__", "__main__"} - layered
+    assert unplaced == set(), f"add {sorted(unplaced)} to the layers contract in pyproject.toml"

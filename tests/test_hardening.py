@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ts
 from hostile import Hostile
+
 from reliability import paths
 from reliability.analysis import measure
 from reliability.analysis.junit import read_junit
@@ -196,15 +196,14 @@ def test_a_redirect_to_another_port_is_not_followed(prometheus_url: str) -> None
 
 
 def test_a_string_answer_is_not_read_as_a_number() -> None:
-    with Hostile("string") as h:
-        with pytest.raises(PrometheusQueryError, match="answered a 'string' where a vector or scalar was asked"):
-            PrometheusClient(h.url, retries=0).query("sum(x)", ts("2025-10-26T09:00:00Z"))
+    with Hostile("string") as h, pytest.raises(PrometheusQueryError,
+                                               match="answered a 'string' where a vector or scalar was asked"):
+        PrometheusClient(h.url, retries=0).query("sum(x)", ts("2025-10-26T09:00:00Z"))
 
 
 def test_nan_inf_and_negative_counts_are_a_contract_breach_not_a_number() -> None:
-    with Hostile("nan") as h:
-        with pytest.raises(NoDataError, match="not finite non-negative numbers.*metric contract"):
-            measure.totals(PrometheusClient(h.url, retries=0), ts("2025-10-26T09:00:00Z"), ts("2025-10-26T10:00:00Z"))
+    with Hostile("nan") as h, pytest.raises(NoDataError, match=r"not finite non-negative numbers.*metric contract"):
+        measure.totals(PrometheusClient(h.url, retries=0), ts("2025-10-26T09:00:00Z"), ts("2025-10-26T10:00:00Z"))
 
 
 def test_series_without_the_contract_labels_say_what_is_missing() -> None:
@@ -214,7 +213,7 @@ def test_series_without_the_contract_labels_say_what_is_missing() -> None:
     start, end = ts("2025-10-26T09:00:00Z"), ts("2025-10-26T10:00:00Z")
     with Hostile("bare") as h:
         client = PrometheusClient(h.url, retries=0)
-        with pytest.raises(NoDataError, match="has no breaker label.*metric contract"):
+        with pytest.raises(NoDataError, match=r"has no breaker label.*metric contract"):
             sections.breakers(proof.ProofParams(start=start, end=end, candidate="v"), client)
         findings = preflight(client, start, end).findings
         assert "no up series" in set(findings["kind"])
@@ -303,7 +302,8 @@ def test_papermill_run_directly_fails_unless_go(tmp_path: Path, prometheus_url: 
                         "-p", "candidate", "v1.9.0", "-p", "stable", "v1.8.3",
                         "-y", json.dumps({"junit": [str(paths.JUNIT / "v1.9.0.xml")]}),
                         "-p", "evidence_path", str(ev), "--cwd", str(tmp_path)],
-                       capture_output=True, text=True, timeout=240, env={**os.environ, "PROMETHEUS_URL": prometheus_url})
+                       capture_output=True, text=True, timeout=240,
+                       env={**os.environ, "PROMETHEUS_URL": prometheus_url})
     assert r.returncode != 0
     assert "GateFailed" in r.stderr and "the verdict is NO-GO, not GO" in r.stderr
     assert json.loads(ev.read_text())["verdict"] == "NO-GO"  # the evidence was written first

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reliability import config, scaffold
+from reliability import config
+from reliability.cli import scaffold
 from reliability.errors import ConfigurationError
 from reliability.source.parsed import metric_names, ratio_shape_problems
 
@@ -31,7 +32,8 @@ def test_the_seed_rule_is_scoped_and_keeps_its_meaning(repo: Path) -> None:
     seed = _rules(repo / "monitoring" / "alerts.yml")["High5xxErrorRate"]
     assert seed["for"] == "5m" and seed["labels"] == {"severity": "critical"}
     assert seed["annotations"]["summary"] == "CRITICAL: 5xx error rate exceeds 2% (R < 0.98)"
-    assert seed["annotations"]["description"] == "Error rate is {{ $value | humanizePercentage }}. Immediate rollback required!"
+    assert seed["annotations"]["description"] == ("Error rate is {{ $value | humanizePercentage }}. "
+                                                  "Immediate rollback required!")
     assert seed["expr"].endswith("> 0.02") and seed["expr"].count('job="clinic-api"') == 2
     assert ratio_shape_problems(seed["expr"]) == []
 
@@ -72,7 +74,7 @@ def test_settings_are_read_back(repo: Path) -> None:
 
 def test_unknown_settings_are_refused(tmp_path: Path) -> None:
     (tmp_path / "reliability.toml").write_text('job = "a"\nselektor = "b"\n')
-    with pytest.raises(ConfigurationError, match="unknown setting.*selektor"):
+    with pytest.raises(ConfigurationError, match=r"unknown setting.*selektor"):
         config.load(tmp_path)
 
 

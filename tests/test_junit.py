@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from reliability import paths
-from reliability.errors import ConfigurationError
 from reliability.analysis.junit import read_junit
+from reliability.errors import ConfigurationError
 
 SUREFIRE = """<?xml version="1.0" encoding="UTF-8"?>
 <testsuite name="love.QueueServiceTest" tests="4" failures="1" errors="1" skipped="1" time="0.4">
@@ -48,7 +48,7 @@ def test_all_skipped_is_not_ok(tmp_path: Path) -> None:
 
 
 def test_missing_and_malformed_files_name_the_input(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="nope.xml does not exist"):
+    with pytest.raises(ConfigurationError, match=r"nope.xml does not exist"):
         read_junit([tmp_path / "nope.xml"])
     f = tmp_path / "broken.xml"
     f.write_text("<testsuite>\n<testcase name='a'>\n</testsuite>")

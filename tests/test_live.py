@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from live.stack import compress
+
 from reliability import paths
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import ts
+
 from reliability.analysis import measure
 from reliability.errors import NoDataError
 from reliability.source.promql import matcher

@@ -6,12 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
-
 from faultproxy import FaultProxy
+
 from reliability.errors import ConfigurationError, PrometheusQueryError, PrometheusUnavailable
-from reliability.source.prom import MAX_POINTS, PrometheusClient
 from reliability.source.frames import tidy
 from reliability.source.parsed import longest_range
+from reliability.source.prom import MAX_POINTS, PrometheusClient
 from reliability.source.promql import escape_label_value, parse_selector, selector, split_and
 
 END = datetime(2025, 10, 29, tzinfo=timezone.utc)
@@ -135,7 +135,7 @@ def test_queries_are_logged_for_provenance(prometheus_url: str) -> None:
 def test_persistent_503_retries_then_fails_clearly(prometheus_url: str) -> None:
     with FaultProxy(prometheus_url, "503") as proxy:
         c = fast_client(proxy.url, retries=3)
-        with pytest.raises(PrometheusUnavailable, match="did not answer after 4 attempts.*503"):
+        with pytest.raises(PrometheusUnavailable, match=r"did not answer after 4 attempts.*503"):
             c.query("up", END)
         assert proxy.requests == 4
 

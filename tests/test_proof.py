@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import ts
+
 from reliability import paths
 from reliability.gate import proof
 from reliability.gate.verdict import Status
@@ -98,7 +98,7 @@ def test_a_dependency_without_a_breaker_is_no_go_with_its_name(client, truth) ->
 @pytest.mark.prometheus
 def test_sections_at_once_give_the_same_proof_as_one_by_one(client, truth) -> None:
     """Concurrency changes nothing a reader sees: checks, figures and the query table, in order."""
-    from reliability.cli import scenario_parameters
+    from reliability.cli.main import scenario_parameters
     from reliability.source.prom import PrometheusClient
 
     params = proof.params_from(scenario_parameters("bad-deploy"))

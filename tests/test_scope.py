@@ -14,12 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import otherservice
 import pandas as pd
 import pytest
-
-import otherservice
 from conftest import ts
-from reliability import scaffold
+
+from reliability.cli import scaffold
 from reliability.gate import proof
 from reliability.gate.verdict import Status
 from reliability.source.parsed import add_matchers

@@ -73,12 +73,14 @@ def test_a_good_canary_is_go_soon_after_the_minimum_watch() -> None:
           f"watch; the fixed bound needs {need:,} requests ({minutes * PER_MINUTE / need:.1f}x)")
     assert minutes <= 15
     go_min, _ = first_decisions(n, e, alpha=ALPHA, min_steps=MIN_WATCH_MINUTES)
-    assert (go_min >= MIN_WATCH_MINUTES - 1).all() and np.mean(go_min == MIN_WATCH_MINUTES - 1) > 0.99  # its first allowed look
+    assert (go_min >= MIN_WATCH_MINUTES - 1).all()
+    assert np.mean(go_min == MIN_WATCH_MINUTES - 1) > 0.99  # its first allowed look
 
 
 @pytest.mark.prometheus
 def test_a_killed_watch_resumes_from_its_log_with_the_same_looks_and_decision(client, truth, tmp_path) -> None:
     from conftest import ts
+
     from reliability.gate.params import ProofParams
     from reliability.gate.watch import LookLog, looks
 
@@ -126,12 +128,13 @@ def newcombe_repeated(candidate: tuple, stable: tuple, margin: float = 0.005) ->
 
     def wilson(n: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         p = e / np.maximum(n, 1)
-        centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
         return p, centre - half, centre + half
 
     (cn, ce), (sn, se) = ([np.cumsum(a, axis=1).astype(float) for a in g] for g in (candidate, stable))
-    pc, lc, uc = wilson(np.maximum(cn, 1), ce)
-    ps, ls, us = wilson(np.maximum(sn, 1), se)
+    pc, _lc, uc = wilson(np.maximum(cn, 1), ce)
+    ps, ls, _us = wilson(np.maximum(sn, 1), se)
     upper = pc - ps + np.sqrt((uc - pc) ** 2 + (ps - ls) ** 2)
     return (upper < margin).any(axis=1)
 
@@ -166,4 +169,5 @@ def test_an_equal_candidate_is_proven_non_inferior_within_the_canary() -> None:
     ok, bad = compare_looks((n_c, rng.binomial(n_c, 0.003)), (n_s, rng.binomial(n_s, 0.003)), alpha=ALPHA,
                             min_steps=MIN_WATCH_MINUTES, iterations=20)
     assert (ok >= 0).mean() > 0.95 and (bad < 0).all()
-    print(f"equal rates, 50 % canary: non-inferior in {np.mean(ok >= 0):.0%} of canaries, median minute {np.median(ok[ok >= 0]) + 1:.0f}")
+    print(f"equal rates, 50 % canary: non-inferior in {np.mean(ok >= 0):.0%} of canaries, "
+          f"median minute {np.median(ok[ok >= 0]) + 1:.0f}")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import ts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +71,8 @@ def flagger(base: str, hook: str, metadata: dict[str, str]) -> requests.Response
     return requests.post(f"{base}/flagger/{hook}", json=payload, timeout=60)
 
 
-def test_argo_reads_go_for_the_canary_and_no_go_for_the_bad_deploy(server: str, truth: dict, prometheus_url: str) -> None:
+def test_argo_reads_go_for_the_canary_and_no_go_for_the_bad_deploy(server: str, truth: dict,
+                                                                   prometheus_url: str) -> None:
     canary, bad = truth["windows"]["canary"], truth["windows"]["bad_deploy"]
     at = (ts(canary["start"]) + timedelta(hours=1)).isoformat()
     r = argo(server, candidate="v1.9.1", start=canary["start"], at=at)
@@ -80,7 +80,8 @@ def test_argo_reads_go_for_the_canary_and_no_go_for_the_bad_deploy(server: str, 
     body = r.json()
     assert body["verdict"] == "GO" and body["requests"] > 10_000 and 0.99 < body["r"] < 1
     assert prometheus_url not in r.text and TOKEN not in r.text  # never the server or a credential
-    early = argo(server, candidate="v1.9.1", start=canary["start"], at=(ts(canary["start"]) + timedelta(minutes=20)).isoformat())
+    at = (ts(canary["start"]) + timedelta(minutes=20)).isoformat()
+    early = argo(server, candidate="v1.9.1", start=canary["start"], at=at)
     assert early.json()["verdict"] == "INCONCLUSIVE"  # proven at minute 9, but the minimum watch is 60 min
     r = argo(server, candidate="v1.9.0", start=bad["start"], at="2025-10-24T10:21:00Z")
     assert r.json()["verdict"] == "NO-GO"
@@ -88,7 +89,8 @@ def test_argo_reads_go_for_the_canary_and_no_go_for_the_bad_deploy(server: str, 
 
 def test_flagger_promotes_only_on_go_and_rolls_back_on_no_go(server: str, truth: dict) -> None:
     canary, bad = truth["windows"]["canary"], truth["windows"]["bad_deploy"]
-    proven = {"candidate": "v1.9.1", "start": canary["start"], "at": (ts(canary["start"]) + timedelta(hours=1)).isoformat()}
+    proven = {"candidate": "v1.9.1", "start": canary["start"],
+              "at": (ts(canary["start"]) + timedelta(hours=1)).isoformat()}
     waiting = {**proven, "at": (ts(canary["start"]) + timedelta(minutes=20)).isoformat()}
     failing = {"candidate": "v1.9.0", "start": bad["start"], "at": "2025-10-24T10:21:00Z"}
     assert flagger(server, "confirm", proven).status_code == 200
@@ -113,8 +115,8 @@ def test_callers_without_the_token_or_with_bad_parameters_get_no_work_done(serve
     assert r.status_code == 400 and "at most 7 days" in r.json()["error"]
     r = argo(server, candidate='v1"} or vector(1) #', start=canary["start"], at=canary["end"])
     assert r.status_code == 200 and r.json()["requests"] == 0  # escaped: a label value, matching nothing
-    r = requests.post(f"{server}/flagger/confirm", data=b"not json", headers={**auth(), "Content-Type": "application/json"},
-                      timeout=10)
+    r = requests.post(f"{server}/flagger/confirm", data=b"not json",
+                      headers={**auth(), "Content-Type": "application/json"}, timeout=10)
     assert r.status_code == 400
 
 

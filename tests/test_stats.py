@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reliability.analysis.compare import compare
-from reliability.errors import InsufficientDataWarning, NoDataError, StatisticalWarning
 from reliability.analysis.stats import (
     METHODS,
     bound_r,
@@ -22,6 +21,7 @@ from reliability.analysis.stats import (
     required_requests,
     upper_bound,
 )
+from reliability.errors import InsufficientDataWarning, NoDataError, StatisticalWarning
 
 # R's binom::binom.confint(x, n, conf.level = 0.95, methods = c("exact", "wilson")).
 PUBLISHED = [
@@ -92,7 +92,7 @@ def test_jeffreys_matches_numerical_integration_of_the_posterior():
 def test_jeffreys_contains_the_estimate_for_tiny_fractional_counts():
     # An error scaled down by a large phi must not "prove" R below its observed value.
     x = 1 / 128
-    lower, upper = interval(x, 1, confidence=0.75, method="jeffreys")
+    lower, _upper = interval(x, 1, confidence=0.75, method="jeffreys")
     assert lower == x
     low, high = interval(1 - x, 1, confidence=0.75, method="jeffreys")
     assert high == 1 - x and low < high
@@ -235,7 +235,7 @@ def test_dispersion_with_one_bucket_warns_and_assumes_independence():
 def test_dispersion_rejects_bad_frames():
     with pytest.raises(ValueError, match="errors"):
         dispersion(pd.DataFrame({"requests": [1, 2]}))
-    with pytest.raises(ValueError, match="errors=5.0 with requests=2.0"):
+    with pytest.raises(ValueError, match=r"errors=5.0 with requests=2.0"):
         dispersion(pd.DataFrame({"requests": [2, 9], "errors": [5, 1]}))
 
 

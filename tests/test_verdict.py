@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 import pytest
 
 from reliability.errors import ConfigurationError
-from reliability.times import iso, parse_time
 from reliability.gate.verdict import Check, Status, decide
+from reliability.times import iso, parse_time
 
 
 def chk(status: Status, required: bool = True, name: str = "c") -> Check:

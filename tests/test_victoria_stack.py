@@ -9,9 +9,9 @@ treats a series born inside the window: ``tests/test_victoriametrics.py``).
 from __future__ import annotations
 
 import pytest
-
 from conftest import process_exists
-from reliability.cli import scenario_parameters
+
+from reliability.cli.main import scenario_parameters
 from reliability.gate import proof
 from reliability.source.embedded.stack import EmbeddedVictoriaStack
 from reliability.source.prom import PrometheusClient

@@ -43,11 +43,11 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 import requests
-
 from conftest import process_exists, ts
+
 from reliability.analysis import measure
-from reliability.source.embedded.victoria import EmbeddedVictoriaMetrics, find_victoria_metrics
 from reliability.errors import DataFileError, MissingBinaryError, NoDataError
+from reliability.source.embedded.victoria import EmbeddedVictoriaMetrics, find_victoria_metrics
 from reliability.source.prom import PrometheusClient
 
 WINDOW = "canary"
@@ -116,7 +116,8 @@ def test_window_r_agrees_with_prometheus(vm_client, client, window) -> None:
     for name, c in (("prometheus", client), ("victoriametrics", vm_client)):
         f = measure.totals(c, start, end)
         r[name] = 1 - f["errors"].sum() / f["requests"].sum()
-    print(f"R over {WINDOW}, all versions: Prometheus {r['prometheus']:.8f}, VictoriaMetrics {r['victoriametrics']:.8f}")
+    print(f"R over {WINDOW}, all versions: Prometheus {r['prometheus']:.8f}, "
+          f"VictoriaMetrics {r['victoriametrics']:.8f}")
     assert abs(r["prometheus"] - r["victoriametrics"]) < 1e-4
     assert r["victoriametrics"] > 0.98
     # The gate's own figure is the candidate's R, not the all-versions one.

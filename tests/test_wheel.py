@@ -3,7 +3,8 @@
 The wheel is built from this checkout and installed with ``--no-deps`` into a new virtualenv;
 the dependencies come from the project's environment through a ``.pth`` line (a path line adds
 the directory but runs none of its ``.pth`` hooks, so the checkout's editable install stays
-out), and their data files (nbconvert's templates) through ``share/jupyter``. The commands then run from an empty directory: nothing may come from the checkout.
+out), and their data files (nbconvert's templates) through ``share/jupyter``. The commands then run
+from an empty directory: nothing may come from the checkout.
 """
 from __future__ import annotations
 
@@ -32,8 +33,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=False)
     bin_dir = env_dir / "bin"
-    purelib = subprocess.run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    purelib = subprocess.run([str(bin_dir / "python"), "-c", code], check=True, capture_output=True,
+                             text=True).stdout.strip()
     (Path(purelib) / "project-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # The dependencies' data files (nbconvert's templates) as their own install would lay them out.
     (env_dir / "share").mkdir()

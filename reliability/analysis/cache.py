@@ -6,15 +6,14 @@ when updates happened with no invalidation at all are where stale data was serve
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 
 from reliability.errors import NoDataError
-from reliability.source.prom import PrometheusClient
 from reliability.source.frames import utc
+from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration
 
 UPDATES, INVALIDATIONS, STALE = "queue_updates_total", "cache_invalidations_total", "cache_stale_reads_total"
@@ -92,7 +91,7 @@ def cache_consistency(client: PrometheusClient, start: datetime, end: datetime, 
         raise NoDataError(f"no {UPDATES} samples between {start.isoformat()} and {end.isoformat()}: "
                           "the backend does not export the cache metrics, or had no queue updates")
     answers = [updates, client.query(q[INVALIDATIONS], end), client.query(q[STALE], end)]
-    for metric, frame in zip((UPDATES, INVALIDATIONS, STALE), answers):
+    for metric, frame in zip((UPDATES, INVALIDATIONS, STALE), answers, strict=True):
         bad = frame[~frame["value"].apply(math.isfinite) | (frame["value"] < 0)] if len(frame) else frame
         if len(bad):
             raise NoDataError(f"{metric} increased by {bad['value'].iloc[0]} over the window: not a count; the "

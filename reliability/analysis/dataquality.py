@@ -10,8 +10,8 @@ from datetime import datetime
 
 import pandas as pd
 
-from reliability.source.prom import PrometheusClient
 from reliability.source.frames import utc
+from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration
 
 

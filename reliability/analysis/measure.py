@@ -7,7 +7,6 @@ expression. Nothing here turns "no traffic" into R = 1: absent data stays absent
 from __future__ import annotations
 
 import math
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,8 +15,8 @@ from typing import Any
 import pandas as pd
 
 from reliability.errors import ConfigurationError, NoDataError
-from reliability.source.prom import PrometheusClient
 from reliability.source.frames import utc
+from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration, matcher, parse_selector
 
 METRIC = "http_requests_total"
@@ -232,5 +231,5 @@ def burn_ratios(client: PrometheusClient, at: datetime, *, selector: str | Seque
                 windows: Sequence[str] = BURN_WINDOWS) -> dict[str, float | None]:
     """5xx ratio per window ending at ``at``; a window without traffic maps to None, not 0."""
     frame = client.query(burn_ratio_query(selector=selector, windows=windows), utc(at))
-    got = dict(zip(frame.get("window", []), frame.get("value", []))) if len(frame) else {}
+    got = dict(zip(frame.get("window", []), frame.get("value", []), strict=True)) if len(frame) else {}
     return {w: (float(got[w]) if w in got else None) for w in windows}

@@ -16,10 +16,10 @@ from typing import Any
 
 from reliability import paths
 from reliability.errors import PrometheusError, ReliabilityError
-from reliability.source.parsed import comparison_literals, metric_names, range_selectors, ratio_shape_problems
-from reliability.source.promql import _squash, format_duration, parse_duration
 from reliability.gate.alertmanager import alertmanager_wired
 from reliability.gate.verdict import Check, Status
+from reliability.source.parsed import comparison_literals, metric_names, range_selectors, ratio_shape_problems
+from reliability.source.promql import _squash, format_duration, parse_duration
 
 SEED_RULE = "High5xxErrorRate"
 # The metric contract: what the report and the rules read (README, COMMON brief).

@@ -233,9 +233,9 @@ def _numeric_datasources(node: Any, where: str) -> list[str]:
         for key, value in node.items():
             here = f"{where}.{key}"
             if key == "datasourceId" or (key == "datasource" and (
-                    isinstance(value, (int, float)) and not isinstance(value, bool) or
-                    isinstance(value, dict) and (isinstance(value.get("id"), int) or
-                                                 str(value.get("uid", "x")).isdigit()))):
+                    (isinstance(value, (int, float)) and not isinstance(value, bool)) or
+                    (isinstance(value, dict) and (isinstance(value.get("id"), int) or
+                                                 str(value.get("uid", "x")).isdigit())))):
                 found.append(f"{here} = {json.dumps(value)} is a hard-coded numeric datasource id; "
                              'use {"type": "prometheus", "uid": "${datasource}"}')
             else:

@@ -65,10 +65,10 @@ def substitute(
     variables = dict(variables or {})
     range_s = max((end - start).total_seconds(), 0.0)
     builtins = {
-        "__interval": format_duration(step), "__interval_ms": str(int(round(step * 1000))),
+        "__interval": format_duration(step), "__interval_ms": str(round(step * 1000)),
         "__rate_interval": format_duration(rate_interval(step, scrape_interval)),
-        "__range": f"{max(1, int(round(range_s)))}s", "__range_s": str(max(1, int(round(range_s)))),  # Grafana: at least 1s
-        "__range_ms": str(int(round(range_s * 1000))),
+        "__range": f"{max(1, round(range_s))}s", "__range_s": str(max(1, round(range_s))),  # Grafana: at least 1s
+        "__range_ms": str(round(range_s * 1000)),
     }
 
     def replace(m: re.Match[str]) -> str:
@@ -171,8 +171,8 @@ def run_panels(
                 continue
             labels = label_columns(frame)
             finite = frame[frame["value"].notna()] if len(frame) else frame
-            row["series"] = int(len(finite.drop_duplicates(labels))) if labels and len(finite) else int(len(finite) > 0)
-            row["samples"] = int(len(finite))
+            row["series"] = len(finite.drop_duplicates(labels)) if labels and len(finite) else int(len(finite) > 0)
+            row["samples"] = len(finite)
             if row["samples"]:
                 row["status"] = "PASS"
             else:

@@ -55,7 +55,8 @@ class ProofParams:
         if not str(self.candidate).strip():
             raise ConfigurationError("candidate is empty: pass the version label value to prove, e.g. v1.9.1")
         if self.end <= self.start:
-            raise ConfigurationError(f"the window ends ({self.end.isoformat()}) before it starts ({self.start.isoformat()})")
+            raise ConfigurationError(f"the window ends ({self.end.isoformat()}) before it starts "
+                                     f"({self.start.isoformat()})")
         for name, value in (("confidence", self.confidence), ("threshold", self.threshold)):
             if not isinstance(value, (int, float)) or math.isnan(value) or not 0.5 <= value < 1:
                 raise ConfigurationError(f"{name} {value!r} must be a number in [0.5, 1), e.g. 0.95")
@@ -78,7 +79,8 @@ class ProofParams:
         (route, status...) goes only into the request counts, which have those labels."""
         sliced = set(scope_labels(self.selector, self.version_label))
         matchers = self.scope()
-        return [m for m, (name, _, _) in zip(matchers, matcher_keys(tuple(matchers))) if name not in sliced]
+        keys = matcher_keys(tuple(matchers))
+        return [m for m, (name, _, _) in zip(matchers, keys, strict=True) if name not in sliced]
 
     def job(self) -> str | None:
         """The scope's ``job="..."`` value, when it names one job."""

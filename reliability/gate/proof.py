@@ -18,10 +18,10 @@ import pandas as pd
 
 from reliability import paths
 from reliability.errors import NoDataError, ReliabilityError
-from reliability.source.prom import PrometheusClient
 from reliability.gate import alert_replay, sections
 from reliability.gate.params import ProofParams
 from reliability.gate.verdict import Check, Status, Verdict, decide
+from reliability.source.prom import PrometheusClient
 
 
 @dataclass
@@ -127,7 +127,7 @@ def run(params: ProofParams, client: PrometheusClient, *, progress: Callable[[st
         warnings.simplefilter("ignore")
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="proof") as pool:
             results = list(pool.map(one, range(len(plan))))
-    for (name, *_), (result, found, error) in zip(plan, results):
+    for (name, *_), (result, found, error) in zip(plan, results, strict=True):
         if error is None:
             proof.sections[name] = result
         else:

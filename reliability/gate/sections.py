@@ -16,9 +16,9 @@ import pandas as pd
 
 from reliability.analysis import measure
 from reliability.errors import NoDataError
-from reliability.gate.verdict import Check, Status
 from reliability.gate.dashboard import Dashboard
 from reliability.gate.params import ProofParams
+from reliability.gate.verdict import Check, Status
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import matcher, parse_selector
 from reliability.times import format_duration, iso, plural
@@ -139,7 +139,8 @@ def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySe
     user_sel = p.selector or None
     per_version = bound_r_buckets_frame(step_counts(p, client, selector=user_sel, scrape=scrape, by=[v]), by=v, **opts,
                                         totals=measure.totals(client, p.start, p.end, selector=user_sel, by=[v]))
-    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, scrape=scrape, by=["route"]), by="route", **opts,
+    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, scrape=scrape, by=["route"]),
+                                      by="route", **opts,
                                       totals=measure.totals(client, p.start, p.end, selector=sel, by=["route"]))
     ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
     profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
@@ -265,13 +266,15 @@ def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, 
     section = BreakerSection(stats, coverage, open_now)
     trips = float(stats.summary["trips"].sum())
     if open_now:
-        checks = [Check(name, Status.FAIL, True, f"OPEN at {iso(p.end)}: {', '.join(open_now)} (a dependency is failing now)")]
+        checks = [Check(name, Status.FAIL, True,
+                        f"OPEN at {iso(p.end)}: {', '.join(open_now)} (a dependency is failing now)")]
     elif stale:
-        checks = [Check(name, Status.INCONCLUSIVE, True, f"no recent state sample at the window end for: {', '.join(stale)}")]
+        checks = [Check(name, Status.INCONCLUSIVE, True,
+                        f"no recent state sample at the window end for: {', '.join(stale)}")]
     else:
         checks = [Check(name, Status.PASS, True, f"{plural(len(set(last['breaker'])), 'breaker')} closed at "
                                                  f"{iso(p.end)}; {plural(trips, 'trip')} in the window")]
-    return section, checks + [_coverage_check(coverage, unexpected(stats, p.dependencies))]
+    return section, [*checks, _coverage_check(coverage, unexpected(stats, p.dependencies))]
 
 
 def _coverage_check(coverage: pd.DataFrame, extra: list[str]) -> Check:
@@ -281,12 +284,14 @@ def _coverage_check(coverage: pd.DataFrame, extra: list[str]) -> Check:
     idle = coverage.loc[coverage["status"] == "no calls", "dependency"].tolist()
     also = f"; breakers not in the settings' dependencies: {', '.join(extra)}" if extra else ""
     if missing:
+        them = "it" if len(missing) == 1 else "them"
         return Check(name, Status.FAIL, True, f"no circuit breaker for {', '.join(missing)}: the backend calls "
-                                              f"{'it' if len(missing) == 1 else 'them'} unprotected, or does not export "
-                                              f"its breaker metrics (monitoring/METRICS.md){also}")
+                                              f"{them} unprotected, or does not export its breaker metrics "
+                                              f"(monitoring/METRICS.md){also}")
     if idle:
-        return Check(name, Status.INCONCLUSIVE, True, f"the breaker of {', '.join(idle)} saw no calls in the window, "
-                                                      f"so it is not shown to wrap them; use a window with traffic{also}")
+        return Check(name, Status.INCONCLUSIVE, True,
+                     f"the breaker of {', '.join(idle)} saw no calls in the window, so it is not shown to wrap "
+                     f"them; use a window with traffic{also}")
     calls = ", ".join(f"{r.dependency} {r.calls:,.0f}" for r in coverage.itertuples())
     return Check(name, Status.PASS, True, f"each dependency's breaker saw calls ({calls}){also}")
 

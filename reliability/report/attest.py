@@ -63,7 +63,8 @@ def statement(out: Path, evidence: dict[str, Any]) -> dict[str, Any]:
             "verdict": evidence["verdict"],
             "reasons": evidence["reasons"],
             "checks": evidence["checks"],
-            "policy": {**policy, "window": evidence["window"], "scope": evidence["scope"], "stable": evidence["stable"]},
+            "policy": {**policy, "window": evidence["window"], "scope": evidence["scope"],
+                       "stable": evidence["stable"]},
             "inputs": evidence["inputs"],
             "generated_at": evidence.get("generated_at"),
             "files": {name: {"sha256": digest} for name, digest in bundle_files(out).items()},
@@ -135,7 +136,8 @@ def verify(bundle: Path, *, public_key: str | None = None) -> tuple[list[str], s
     elif public_key is not None:
         return [f"{STATEMENT} is not signed, so --key {public_key} cannot verify it"], "nothing"
     if doc.get("_type") != STATEMENT_TYPE or doc.get("predicateType") != PREDICATE_TYPE:
-        return [f"{STATEMENT} is not a deploy-gate Statement ({doc.get('_type')}, {doc.get('predicateType')})"], "nothing"
+        kind = f"{doc.get('_type')}, {doc.get('predicateType')}"
+        return [f"{STATEMENT} is not a deploy-gate Statement ({kind})"], "nothing"
     recorded = {k: v["sha256"] for k, v in doc["predicate"]["files"].items()}
     present = bundle_files(bundle)
     problems = [f"{name}: missing" for name in sorted(set(recorded) - set(present))]

@@ -100,7 +100,7 @@ def _kernel_stderr(log: Path) -> Iterator[None]:
 
     sys.stderr.flush()
     saved = os.dup(2)
-    terminal, sys.stderr = sys.stderr, open(os.dup(saved), "w", encoding="utf-8", errors="replace")
+    terminal, sys.stderr = sys.stderr, open(os.dup(saved), "w", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed in finally
     with open(log, "ab") as fh:
         os.dup2(fh.fileno(), 2)
         try:
@@ -310,7 +310,8 @@ def recorded_inputs(bundle_dir: Path, evidence: dict[str, Any]) -> dict[str, Any
     entries = [inputs.get("notebook"), inputs.get("rules"), inputs.get("dashboard"), *(inputs.get("junit") or [])]
     if not all(e and e.get("recorded") for e in entries):
         raise ConfigurationError(f"{bundle_dir} does not record its inputs (notebook, rules, dashboard, JUnit); it was "
-                                 "written by an older version: re-run the proof to make a bundle that can be re-rendered")
+                                 "written by an older version: re-run the proof to make a bundle that can be "
+                                 "re-rendered")
     siblings = [{"recorded": str(Path(inputs["rules"]["recorded"]).parent / name), "sha256": digest}
                 for name, digest in (inputs["rules"].get("siblings") or {}).items()]
     for e in [*entries, *siblings]:

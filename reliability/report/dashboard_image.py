@@ -121,7 +121,7 @@ def render_image(dashboard: Dashboard, results: pd.DataFrame, path_or_ax: Any = 
 
 def _n_series(frame: pd.DataFrame) -> int:
     labels = label_columns(frame)
-    return int(len(frame.drop_duplicates(labels))) if labels else int(len(frame) > 0)
+    return len(frame.drop_duplicates(labels)) if labels else int(len(frame) > 0)
 
 
 def _legend(fmt: str | None, key: dict[str, Any], fallback: str) -> str:
@@ -135,7 +135,7 @@ def _series(frame: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     labels = label_columns(frame)
     if not labels:
         return [({}, frame)]
-    return [(dict(zip(labels, key if isinstance(key, tuple) else (key,))), part)
+    return [(dict(zip(labels, key if isinstance(key, tuple) else (key,), strict=True)), part)
             for key, part in frame.groupby(labels, dropna=False, sort=True)]
 
 

@@ -1,4 +1,4 @@
-"""Figures for the exploration notebooks; they draw frames computed by :mod:`reliability.explore`."""
+"""Figures for the exploration notebooks; they draw frames computed by :mod:`reliability.lab.explore`."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -91,7 +91,7 @@ def ratio_with_thresholds(series: pd.DataFrame, thresholds: Mapping[str, float],
     names: dict[float, list[str]] = {}
     for name, value in thresholds.items():  # equal thresholds share one line, or one hides the other
         names.setdefault(float(value), []).append(name)
-    for (value, labels), color in zip(names.items(), colors * 3):
+    for (value, labels), color in zip(names.items(), colors * 3, strict=False):
         ax.axhline(value * 100, color=color, ls="--", lw=1, label=f"{' / '.join(labels)}: {value:.1%}")
     if spans is not None:
         for row in spans.itertuples(index=False):

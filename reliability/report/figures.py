@@ -40,7 +40,8 @@ def ratio_over_time(ratio: pd.DataFrame, *, threshold: float = 0.02, periods: pd
     groups = label_columns(ratio)
     if groups:
         for key, g in ratio.groupby(groups):
-            ax.plot(g["time"], g["value"] * 100, lw=1, label=", ".join(map(str, key if isinstance(key, tuple) else [key])))
+            name = ", ".join(map(str, key if isinstance(key, tuple) else [key]))
+            ax.plot(g["time"], g["value"] * 100, lw=1, label=name)
         ax.legend(fontsize=9, loc="upper left")
     else:
         ax.plot(ratio["time"], ratio["value"] * 100, lw=1, color="#1f6feb", label="5xx ratio")

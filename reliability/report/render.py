@@ -71,7 +71,6 @@ def to_html(notebook: Path, out: Path, *, lang: str = "en") -> Path:
     """The executed notebook as self-contained HTML, code cells hidden (lab template)."""
     import nbformat
     from nbconvert import HTMLExporter
-
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = translate_headings(nbformat.read(str(notebook), as_version=4), lang)

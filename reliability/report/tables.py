@@ -41,7 +41,8 @@ def checks_frame(items: Any) -> Any:
 
 
 def r_bounds(frame: pd.DataFrame, *, caption: str) -> Any:
-    """Per-group R with the plain and clustering-adjusted lower bounds, the independent units and the evidence needed."""
+    """Per-group R with the plain and clustering-adjusted lower bounds, the independent units and the evidence
+    needed."""
     keys = [c for c in frame.columns if c not in {
         "requests", "errors", "r", "lower", "lower_adjusted", "upper_adjusted", "phi", "confidence",
         "method", "threshold", "min_requests", "sufficient", "passes", "units", "batch", "dependence", "shortfall"}]

@@ -17,7 +17,6 @@ from typing import Any
 from reliability.source.prom import PrometheusClient
 from reliability.source.snapshot import SnapshotClient
 
-
 #: A recorded snapshot to answer from instead of a server (``reliability render``, and the
 #: answers ``reliability proof`` gathers while the kernel starts).
 SNAPSHOT_VARIABLE = "RELIABILITY_SNAPSHOT"

@@ -30,7 +30,7 @@ def label_columns(frame: pd.DataFrame, *, name: bool = True) -> list[str]:
 
 def _n_series(frame: pd.DataFrame) -> int:
     labels = label_columns(frame)
-    return int(len(frame[labels].drop_duplicates())) if labels else int(len(frame) > 0)
+    return len(frame[labels].drop_duplicates()) if labels else int(len(frame) > 0)
 
 
 def tidy(result: Any) -> pd.DataFrame:

@@ -156,8 +156,9 @@ class PrometheusClient:
         at = utc(at)
         t0, n0 = time.perf_counter(), self._stats.http_requests
         data = self._fetch(("instant", promql, _ts(at)),
-                           lambda: self._call(lambda: self._typed(self._api.custom_query(promql, params={"time": _ts(at)}),
-                                                               ("vector", "scalar"), promql), promql))
+                           lambda: self._call(lambda: self._typed(
+                               self._api.custom_query(promql, params={"time": _ts(at)}), ("vector", "scalar"), promql),
+                               promql))
         frame = tidy(data)
         self._record(QueryRecord("instant", promql, time=at, series=_n_series(frame)), t0, n0)
         return frame

@@ -13,7 +13,6 @@ from typing import Any
 
 from reliability.errors import PrometheusError, PrometheusQueryError, PrometheusUnavailable
 
-
 #: Whether the server answered /-/ready when the run asked (a replay answers the same).
 READY_KEY = json.dumps(["ready"])
 

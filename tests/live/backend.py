@@ -47,7 +47,7 @@ class Backend:
         settings = {"db": (5, 60.0), "auth": (5, 30.0), "realtime": (3, 10.0), "storage": (5, 60.0)}
         self.breakers = {name: CircuitBreaker(failure_threshold=n, timeout=t, name=name, listeners=[self._changed])
                          for name, (n, t) in settings.items()}
-        for route, dep in ROUTES.items():
+        for route, _dep in ROUTES.items():
             method = "POST" if route.endswith("update") or route.endswith("login") else "GET"
             for status in ("200", "503"):
                 self.requests.labels(method, route, status, version)

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from live.stack import JOB, LiveStack
 from reliability.gate import proof
 from reliability.source.prom import PrometheusClient
-from live.stack import JOB, LiveStack
 
 JUNIT = Path(__file__).resolve().parents[2] / "data" / "junit" / "v1.9.1.xml"
 
@@ -79,7 +79,8 @@ def run_scenario(workdir: Path, *, factor: float = 15.0, minutes: float | None =
         live = live_alert_times(stack, t2 - 2, t3)
         interval = failing.sections["alerts"].candidate.interval
         out["failing"] = {"verdict": failing.verdict.decision, "reasons": list(failing.verdict.reasons),
-                          "replayed": replayed, "window": (t2 - 2, t3), "rules": failing.sections["alerts"].all_rules.to_dict("records"), "live": live, "interval": interval,
+                          "replayed": replayed, "window": (t2 - 2, t3), "live": live, "interval": interval,
+                          "rules": failing.sections["alerts"].all_rules.to_dict("records"),
                           "alertmanager": sorted({a["labels"].get("alertname") for a in stack.alertmanager_alerts()})}
 
         stack.stop_prometheus()

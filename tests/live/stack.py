@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from reliability import scaffold
+from reliability.cli import scaffold
 from reliability.source.embedded.process import Child, find_binary, free_port, launch, terminate, wait_ready
 from reliability.times import format_duration, parse_duration
 

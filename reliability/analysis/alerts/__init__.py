@@ -6,9 +6,9 @@ and ``compare_rules`` measure detection against ground-truth incidents.
 """
 from __future__ import annotations
 
-from reliability.analysis.alerts.replay import Backtest, backtest, default_recording_rules, evaluation_times
 from reliability.analysis.alerts.inline import inline_recording_rules
 from reliability.analysis.alerts.quality import AlertQuality, alert_quality, compare_rules
+from reliability.analysis.alerts.replay import Backtest, backtest, default_recording_rules, evaluation_times
 from reliability.analysis.alerts.rules import (
     AlertRule,
     RecordingRule,

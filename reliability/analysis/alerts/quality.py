@@ -32,7 +32,8 @@ class AlertQuality:
     """Per-incident detection and the false alarms of one rule's episodes."""
 
     alert: str
-    incidents: pd.DataFrame        # name, start, end, detected, firing_since, detection_delay, resolved_at, time_to_resolve
+    # name, start, end, detected, firing_since, detection_delay, resolved_at, time_to_resolve
+    incidents: pd.DataFrame
     false_alarms: pd.DataFrame     # the firing episodes outside every incident (± slack)
     slack: timedelta
 

@@ -17,16 +17,18 @@ from typing import Any
 import pandas as pd
 
 from reliability import paths
-from reliability.errors import ConfigurationError
-from reliability.source.frames import label_columns
 from reliability.analysis.alerts.inline import inline_recording_rules
 from reliability.analysis.alerts.rules import (
     AlertRule,
     load_rules,
     parse_rule_duration,
+)
+from reliability.analysis.alerts.rules import (
     recording_rules as _recording_rules,
 )
 from reliability.analysis.alerts.statemachine import FIRING, PENDING, run_alert_states
+from reliability.errors import ConfigurationError
+from reliability.source.frames import label_columns
 
 DEFAULT_INTERVAL = 60.0  # Prometheus' own default evaluation_interval
 
@@ -120,8 +122,8 @@ def backtest(rule: AlertRule | Mapping[str, Any], prometheus: Any, start: dateti
     PrometheusError
         The server is unreachable or rejects the expression.
     """
-    from reliability.source.prom import PrometheusClient
     from reliability.source.frames import utc
+    from reliability.source.prom import PrometheusClient
 
     rule = AlertRule.from_mapping(rule)
     start, end = utc(start), utc(end)
@@ -207,7 +209,7 @@ def evaluation_times(start: datetime, end: datetime, step: float) -> pd.Datetime
     """start, start + step, ... <= end: the grid of a Prometheus range query."""
     start_ms = round(pd.Timestamp(start).value / 1e6)
     end_ms = round(pd.Timestamp(end).value / 1e6)
-    step_ms = int(round(step * 1000))
+    step_ms = round(step * 1000)
     return pd.to_datetime(pd.Index(range(start_ms, end_ms + 1, step_ms)), unit="ms", utc=True)
 
 

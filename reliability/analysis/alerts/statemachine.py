@@ -81,7 +81,7 @@ def run_alert_states(samples: pd.DataFrame, times: Sequence[Any] | pd.DatetimeIn
     eval_ms = _ms(pd.DatetimeIndex(pd.to_datetime(list(times), utc=True)))
     if len(np.unique(eval_ms)) != len(eval_ms) or np.any(np.diff(eval_ms) < 0):
         raise ConfigurationError("evaluation times must be strictly increasing")
-    hold, keep = int(round(for_ * 1000)), int(round(keep_firing_for * 1000))
+    hold, keep = round(for_ * 1000), round(keep_firing_for * 1000)
     by_time = _samples_by_time(samples)
 
     labels_of: dict[Hashable, dict[str, str]] = {}
@@ -141,7 +141,7 @@ def _samples_by_time(samples: pd.DataFrame) -> dict[int, dict[Hashable, tuple[di
     if samples.empty:
         return out
     ms = _ms(pd.DatetimeIndex(pd.to_datetime(samples["time"], utc=True)))
-    for t, labels, value in zip(ms, samples["labels"], samples["value"].astype(float)):
+    for t, labels, value in zip(ms, samples["labels"], samples["value"].astype(float), strict=True):
         key = label_key(labels)
         at = out.setdefault(int(t), {})
         if key in at:
@@ -166,7 +166,7 @@ def _states_frame(rows: list[tuple[int, Hashable, str, float]], labels_of: dict[
     if not rows:
         return pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]"), "labels": pd.Series([], dtype=object),
                              "state": pd.Series([], dtype=object), "value": pd.Series([], dtype=float)})
-    t, keys, states, values = zip(*rows)
+    t, keys, states, values = zip(*rows, strict=True)
     return pd.DataFrame({
         "time": _time(list(t)),
         "labels": pd.Series([labels_of[k] for k in keys], dtype=object),

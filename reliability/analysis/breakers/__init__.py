@@ -9,12 +9,12 @@ metrics (trips, rejected calls, time open, aliasing between the counter and the 
 """
 from __future__ import annotations
 
-from reliability.source.breaker import CircuitBreaker, CircuitOpenError, State
+from reliability.analysis.breakers.observed import breaker_stats, call_intervals, dependency_coverage
 from reliability.analysis.breakers.rate_policy import RateBasedBreaker, replay_rate_based
 from reliability.analysis.breakers.replay import replay
 from reliability.analysis.breakers.trips import BreakerStats, from_resilience4j, trip_stats
-from reliability.analysis.breakers.observed import breaker_stats, call_intervals, dependency_coverage
 from reliability.analysis.breakers.whatif import intervals_from_calls, whatif
+from reliability.source.breaker import CircuitBreaker, CircuitOpenError, State
 
 __all__ = [
     "BreakerStats", "CircuitBreaker", "CircuitOpenError", "RateBasedBreaker", "State", "breaker_stats",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from datetime import datetime
+
 import numpy as np
 import pandas as pd
 
@@ -41,7 +42,8 @@ def breaker_queries(start: datetime, end: datetime, *, selector: str | Sequence[
     return {
         "transitions": (f"sum by (breaker, instance, from, to) "
                         f"(increase({_metric('circuit_breaker_transitions_total', selector)}[{window}]))"),
-        "calls": f"sum by (breaker, instance, outcome) (increase({_metric('circuit_breaker_calls_total', selector)}[{window}]))",
+        "calls": f"sum by (breaker, instance, outcome) "
+                 f"(increase({_metric('circuit_breaker_calls_total', selector)}[{window}]))",
         "state": f"max by (breaker, instance) ({_metric('circuit_breaker_state', selector)})",
         # The rule's expression, at its peak over the window: the most opens in any 30 minutes.
         "flaps": (f"max_over_time((sum by (breaker, instance) (increase({opens}[{FLAP_WINDOW}])))"
@@ -95,7 +97,8 @@ def breaker_stats(client: PrometheusClient, start: datetime, end: datetime, *,
     summary = pd.concat(parts, ignore_index=True)
     peak = (flaps.set_index(list(KEYS))["value"] if len(flaps) else pd.Series(dtype=float))
     summary["flaps_seen_by_gauge"] = summary.pop("max_trips_in_flap_window")
-    summary["flaps"] = [float(np.rint(peak.get((b, i), 0.0))) for b, i in zip(summary["breaker"], summary["instance"])]
+    summary["flaps"] = [float(np.rint(peak.get((b, i), 0.0)))
+                        for b, i in zip(summary["breaker"], summary["instance"], strict=True)]
     summary["flapping"] = summary["flaps"] >= FLAP_TRIPS
     summary["calls"] = summary[["successes", "failures", "rejected"]].sum(axis=1)
     summary["rejected_share"] = np.where(summary["calls"] > 0, summary["rejected"] / summary["calls"].where(

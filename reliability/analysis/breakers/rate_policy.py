@@ -32,9 +32,9 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from reliability.analysis.breakers.replay import CLOSED, HALF_OPEN, OPEN, _spans, frame, validate_calls
 from reliability.errors import ConfigurationError
 from reliability.source.breaker import CircuitOpenError, State
-from reliability.analysis.breakers.replay import CLOSED, HALF_OPEN, OPEN, _spans, frame, validate_calls
 
 T = TypeVar("T")
 
@@ -243,7 +243,7 @@ def replay_rate_based(calls: pd.DataFrame, *, sliding_window_size: int = 100, mi
     n = len(t)
     cum_fail = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(~ok, out=cum_fail[1:])
-    wait = int(round(wait_duration_in_open * 1e9)) if is_dt else float(wait_duration_in_open)
+    wait = round(wait_duration_in_open * 1e9) if is_dt else float(wait_duration_in_open)
     opens, probes, hs, he = walk_rate(
         t, cum_fail, sliding_window_size=int(sliding_window_size), minimum_number_of_calls=int(minimum_number_of_calls),
         failure_rate_threshold=float(failure_rate_threshold),

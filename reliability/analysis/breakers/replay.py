@@ -67,7 +67,7 @@ def validate_calls(calls: pd.DataFrame, *, name: str = "calls") -> tuple[np.ndar
 
 def timeout_in_units(timeout: float, is_dt: bool) -> float | int:
     """The timeout in the units of the validated time array (int ns for datetimes)."""
-    return int(round(timeout * 1e9)) if is_dt else float(timeout)
+    return round(timeout * 1e9) if is_dt else float(timeout)
 
 
 def threshold_calls(fail_idx: np.ndarray, threshold: int) -> np.ndarray:

@@ -191,7 +191,9 @@ def trip_stats(transitions: pd.DataFrame | None, state: pd.DataFrame, calls: pd.
         timing = seen >= 2
         if not timing:
             few.append(f"{name} ({seen})")
-        counter = (lambda s: float(s.get(name, 0.0)) if transitions is not None else np.nan)
+
+        def counter(s: pd.Series, name: str = name) -> float:
+            return float(s.get(name, 0.0)) if transitions is not None else np.nan
         c2o = counter(closed_to_open)
         rows.append({
             "breaker": name, "trips": counter(trips), "retrips": counter(retrips), "closed_to_open": c2o,

@@ -23,7 +23,8 @@ def breaker_tradeoff(whatif: pd.DataFrame) -> pd.DataFrame:
     out["good_rejected"] = (out["rejected_mean"] - out["failures_blocked"]).clip(lower=0)
     out["failed_share"] = (out["failed_calls_allowed_mean"] / out["failures"]).where(out["failures"] > 0)
     failed, good = out["failed_calls_allowed_mean"].to_numpy(), out["good_rejected"].to_numpy()
-    dominated = [bool(np.any((failed <= f) & (good <= g) & ((failed < f) | (good < g)))) for f, g in zip(failed, good)]
+    dominated = [bool(np.any((failed <= f) & (good <= g) & ((failed < f) | (good < g))))
+                 for f, g in zip(failed, good, strict=True)]
     out["pareto"] = ~np.asarray(dominated, dtype=bool)
     return out
 

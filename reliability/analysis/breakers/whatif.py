@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reliability.errors import ConfigurationError, NoDataError, StatisticalWarning
-from reliability.source.breaker import _check_config
 from reliability.analysis.breakers.rate_policy import _check as _check_rate
 from reliability.analysis.breakers.rate_policy import full_window_trips, walk_rate
 from reliability.analysis.breakers.replay import walk
+from reliability.errors import ConfigurationError, NoDataError, StatisticalWarning
+from reliability.source.breaker import _check_config
 
 METRICS = ("trips", "rejected", "failed_calls_allowed", "time_open")
 #: The what-if's stated uncertainty: the 5th to 95th percentile over repetitions (``*_low``, ``*_high``).
@@ -115,7 +115,8 @@ def outcome(t: np.ndarray, fail_idx: np.ndarray, opens: np.ndarray, probes: np.n
     failed_rejected = int((np.searchsorted(fail_idx, stop, side="left")
                            - np.searchsorted(fail_idx, opens, side="right")).clip(min=0).sum())
     closes = np.where(probes < n, t[np.minimum(probes, n - 1)], end) if len(opens) else np.zeros(0)
-    return len(opens), rejected, len(fail_idx) - failed_rejected, float((closes - t[opens]).sum()) if len(opens) else 0.0
+    open_time = float((closes - t[opens]).sum()) if len(opens) else 0.0
+    return len(opens), rejected, len(fail_idx) - failed_rejected, open_time
 
 
 def episodes(intervals: pd.DataFrame, *, minimum: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +137,7 @@ def episodes(intervals: pd.DataFrame, *, minimum: int = 10) -> tuple[np.ndarray,
     ids = np.full(len(calls), -1)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], rejected.astype(np.int8), [0]])))
     failed, reached = [], []
-    for k, (first, stop) in enumerate(zip(edges[::2], edges[1::2])):
+    for k, (first, stop) in enumerate(zip(edges[::2], edges[1::2], strict=False)):
         ids[first:stop] = k
         lo, hi = (first + 1, stop - 1) if calls[first + 1:stop - 1].sum() >= minimum else (first, stop)
         if calls[lo:hi].sum() == 0:  # nothing got through: the intervals just before and after
@@ -274,7 +275,7 @@ def whatif(intervals: pd.DataFrame, *, thresholds: Sequence[float] = (3, 5, 10, 
                 else:
                     opens, probes, _, _ = walk_rate(t, cum_fail, failure_rate_threshold=float(thr),
                                                     wait=float(timeout), full_hits=hits, **options)
-                for m, v in zip(METRICS, outcome(t, fail_idx, opens, probes, end=end)):
+                for m, v in zip(METRICS, outcome(t, fail_idx, opens, probes, end=end), strict=True):
                     results[m][i, j, r] = v
         r += 1
     if r == 0:

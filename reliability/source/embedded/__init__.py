@@ -11,5 +11,14 @@ from reliability.source.embedded.config import derived_config
 from reliability.source.embedded.process import INSTALL_HINT, find_binary
 from reliability.source.embedded.server import EmbeddedPrometheus, default_data_file, serve
 
-__all__ = ["EmbeddedPrometheus", "EmbeddedVictoriaMetrics", "INSTALL_HINT", "backfill", "default_data_file",
-           "derived_config", "find_binary", "find_victoria_metrics", "serve"]
+__all__ = [
+           "INSTALL_HINT",
+           "EmbeddedPrometheus",
+           "EmbeddedVictoriaMetrics",
+           "backfill",
+           "default_data_file",
+           "derived_config",
+           "find_binary",
+           "find_victoria_metrics",
+           "serve",
+]

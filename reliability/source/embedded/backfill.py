@@ -162,7 +162,7 @@ def _plain_text(data_file: Path, build: Path) -> Path:
     target = build / "input.om" if compressed else data_file
     checker = _TextChecker(data_file)
     try:
-        sink = open(target, "wb") if compressed else nullcontext()
+        sink = open(target, "wb") if compressed else nullcontext()  # noqa: SIM115 - entered just below
         with _open_source(data_file) as src, sink as dst:
             while chunk := src.read(_CHUNK):
                 checker.feed(chunk)

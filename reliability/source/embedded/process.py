@@ -6,6 +6,7 @@ and blocks the server.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -165,10 +166,8 @@ def terminate(child: Child, *, grace: float = 5.0) -> None:
     # start_new_session made the child a group leader; the group outlives a dead leader
     # only if it forked, which these servers do not, so signalling the group is safe.
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(popen.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             popen.wait(timeout=wait)
             return

@@ -13,8 +13,8 @@ import signal
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -23,12 +23,12 @@ from reliability.errors import PrometheusUnavailable, ReliabilityError
 from reliability.source.embedded.backfill import backfill, block_dirs
 from reliability.source.embedded.config import ALERTMANAGER_YML, derived_config, raise_config_error
 from reliability.source.embedded.process import (
-    temporary_dir,
     Child,
     PortTaken,
     find_binary,
     free_port,
     launch,
+    temporary_dir,
     terminate,
     wait_ready,
 )

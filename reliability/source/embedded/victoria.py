@@ -34,7 +34,14 @@ from reliability.errors import (
 )
 from reliability.source.embedded.openmetrics import _MALFORMED, _chunks, _sample_ms
 from reliability.source.embedded.process import (
-    temporary_dir, Child, PortTaken, find_binary, free_port, launch, terminate, wait_ready,
+    Child,
+    PortTaken,
+    find_binary,
+    free_port,
+    launch,
+    temporary_dir,
+    terminate,
+    wait_ready,
 )
 
 VICTORIA_INSTALL_HINT = (

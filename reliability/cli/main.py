@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from reliability import paths
-from reliability.cli_options import EXITS, missing_evidence, proof_options, subcommand
+from reliability.cli.options import EXITS, missing_evidence, proof_options, subcommand
 from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
 from reliability.gate.verdict import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE
 
@@ -45,7 +45,8 @@ def _start(params: dict[str, Any]) -> None:
 
 def _print_bundle(bundle: Any) -> None:
     ev = bundle.evidence
-    print(f"Verdict: {ev['verdict']}  (candidate {ev['candidate']}, window {ev['window']['start']} .. {ev['window']['end']})")
+    window = f"{ev['window']['start']} .. {ev['window']['end']}"
+    print(f"Verdict: {ev['verdict']}  (candidate {ev['candidate']}, window {window})")
     scope = ev.get("scope") or {}
     jobs = ", ".join(scope.get("jobs") or []) or "none found"
     label = "PARTIAL SCOPE" if scope.get("partial") else "Scope"
@@ -207,7 +208,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         log.close()
     watched = (last.decision if last is not None else None) or "INCONCLUSIVE"
     at = last.at if last is not None else deadline
-    print(f"Watch: {watched} at {at:%Y-%m-%d %H:%M} UTC ({(at - p.start).total_seconds() / 60:.0f} min after the start)")
+    after = (at - p.start).total_seconds() / 60
+    print(f"Watch: {watched} at {at:%Y-%m-%d %H:%M} UTC ({after:.0f} min after the start)")
     if watched == "INCONCLUSIVE" and last is not None:
         print(f"  {missing_evidence(last, p.start, p.threshold, min_watch)}")
     params["end"] = at.isoformat()
@@ -258,7 +260,7 @@ def cmd_prometheus(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from reliability import serve
+    from reliability.cli import serve
 
     if not (args.prometheus_url or os.environ.get("PROMETHEUS_URL")):
         raise ConfigurationError("no Prometheus: pass --prometheus-url or set PROMETHEUS_URL")
@@ -272,7 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from reliability import scaffold
+    from reliability.cli import scaffold
 
     written = scaffold.init(Path(args.dir).resolve(), job=args.job, selector=args.selector, force=args.force,
                             **({"dependencies": tuple(args.dependency)} if args.dependency else {}))

@@ -79,7 +79,7 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
     class Handler(BaseHTTPRequestHandler):
         server_version = "love-reliability"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+        def log_message(self, format: str, *args: Any) -> None:
             return  # no access log on stderr; the callers keep theirs
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
@@ -109,7 +109,7 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
             finally:
                 slots.release()
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path == "/healthz":
                 return self._send(200, {"status": "ok"})
@@ -120,7 +120,7 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             self._send(*self._answer(query))
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             url = urlsplit(self.path)
             hooks = ("/flagger/confirm", "/flagger/check", "/flagger/rollback")
             length = int(self.headers.get("Content-Length") or 0)

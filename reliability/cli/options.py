@@ -8,7 +8,6 @@ import argparse
 from datetime import datetime
 from typing import Any
 
-
 EXITS = """exit codes:
   0  GO (demo, init, render: the files were written; verify: verified)
   1  NO-GO (verify: the bundle does not match its Statement)
@@ -19,14 +18,17 @@ EXITS = """exit codes:
 
 EXAMPLES = {
     "demo": "example:\n  reliability demo --out /tmp/reports    # writes bad-deploy/ (NO-GO) and healthy-canary/ (GO)",
-    "proof": "example:\n  PROMETHEUS_URL=https://prometheus.example:9090 reliability proof --start now-24h --end now \\\n"
+    "proof": "example:\n  PROMETHEUS_URL=https://prometheus.example:9090 \\\n"
+             "      reliability proof --start now-24h --end now \\\n"
              "      --candidate v1.9.1 --selector 'job=\"love-backend\"' --junit build/junit.xml --build $GITHUB_SHA",
     "verify": "example:\n  reliability verify reports/v1.9.1-20251027T090000Z --key signer.pub",
     "render": "example:\n  reliability render reports/v1.9.1-20251027T090000Z --out /tmp/audit",
     "prometheus": "example:\n  reliability prometheus --port 9090    # then open http://127.0.0.1:9090",
     "init": "example:\n  reliability init ../love-backend --job love-backend",
-    "serve": "example:\n  RELIABILITY_SERVE_TOKEN=s3cret reliability serve --port 8080 --selector 'job=\"love-backend\"'",
-    "watch": "example:\n  reliability watch --candidate v1.9.1 --start 2025-10-26T09:00:00Z --deadline 2025-10-26T13:00:00Z",
+    "serve": "example:\n  RELIABILITY_SERVE_TOKEN=s3cret reliability serve --port 8080 \\\n"
+             "      --selector 'job=\"love-backend\"'",
+    "watch": "example:\n  reliability watch --candidate v1.9.1 \\\n"
+             "      --start 2025-10-26T09:00:00Z --deadline 2025-10-26T13:00:00Z",
 }
 
 
@@ -77,7 +79,8 @@ def missing_evidence(last: Any, start: datetime, threshold: float, min_watch: fl
         return (f"R = {lk.r:.5f} is not above {threshold}: at this 5xx ratio no amount of traffic proves it; "
                 "it is not failing clearly enough for NO-GO either")
     watched = (last.at - start).total_seconds()
-    wait = f"; and no GO before the minimum watch, {format_duration(min_watch - watched)} more" if watched < min_watch else ""
+    wait = (f"; and no GO before the minimum watch, {format_duration(min_watch - watched)} more"
+            if watched < min_watch else "")
     if need <= lk.requests:
         return f"the evidence is there{wait}: set a later --deadline"
     rate = lk.requests / max(watched, 1.0)

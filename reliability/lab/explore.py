@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from reliability.analysis import measure
+from reliability.analysis.breakers.tuning import BreakerChoice, breaker_tradeoff, choose_breaker  # re-exported
 from reliability.analysis.budget import BURN_RATE_ALERTS, BURN_RATE_WINDOWS, BurnRateAlert, ErrorBudget, error_budget
 from reliability.errors import ConfigurationError, NoDataError
-from reliability.source.prom import PrometheusClient
 from reliability.source.frames import utc
-from reliability.analysis.breakers.tuning import BreakerChoice, breaker_tradeoff, choose_breaker  # re-exported
+from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration, matcher, parse_duration
 
 __all__ = [
@@ -208,7 +208,7 @@ def burn_rate_headroom(peaks: pd.DataFrame, *, slo: float = 0.98,
     window whose peak stays below it rules the alert out. ``slo_to_fire`` is the strictest
     SLO at which the observed long-window peak would have crossed the threshold.
     """
-    peak = dict(zip(peaks["window"], peaks["peak_ratio"]))
+    peak = dict(zip(peaks["window"], peaks["peak_ratio"], strict=True))
     rows = []
     for a in alerts:
         limit = a.threshold * (1 - slo)
