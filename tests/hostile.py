@@ -3,7 +3,8 @@
 Modes: ``big`` (a valid vector of ``size`` bytes), ``trickle`` (one byte every ``delay`` s),
 ``redirect`` (302 to ``target``), ``string`` (resultType string where a vector was asked),
 ``nan`` (a vector whose values are NaN, +Inf and negative), ``bare`` (series without labels).
-``tls`` wraps it in TLS with a given certificate. Requests are counted; every loop is bounded in time.
+``cert`` wraps it in TLS with a given certificate (``client_ca``: clients must show one it signed).
+Requests are counted; every loop is bounded in time.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 class Hostile:
     def __init__(self, mode: str, *, size: int = 0, delay: float = 0.5, target: str = "",
-                 cert: tuple[Path, Path] | None = None, upstream: str = "") -> None:
+                 cert: tuple[Path, Path] | None = None, upstream: str = "", client_ca: Path | None = None) -> None:
         self.mode, self.size, self.delay, self.target, self.upstream = mode, size, delay, target, upstream
         self.requests = 0
         me = self
@@ -35,6 +36,9 @@ class Hostile:
         if cert is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(cert[0]), str(cert[1]))
+            if client_ca is not None:  # mutual TLS: only clients with a certificate this CA signed
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(str(client_ca))
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         scheme = "https" if cert is not None else "http"
         self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"

@@ -225,35 +225,6 @@ def test_a_window_with_no_5xx_is_the_best_case(client: PrometheusClient, truth: 
     assert list(t["errors"]) == [0.0] and t["requests"].sum() > 0
 
 
-@pytest.fixture(scope="module")
-def private_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A CA made here, and a certificate for 127.0.0.1 it signed: (ca.pem, cert.pem, key.pem)."""
-    d = tmp_path_factory.mktemp("ca")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-        "-subj", "/CN=love test CA")
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "req.csr", "-subj", "/CN=127.0.0.1")
-    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
-        "cert.pem", "-days", "2", "-extfile", "ext.cnf")
-    return d / "ca.pem", d / "cert.pem", d / "key.pem"
-
-
-def test_a_private_ca_is_trusted_and_verification_stays_on(private_ca, prometheus_url: str,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    ca, cert, key = private_ca
-    with Hostile("proxy", cert=(cert, key), upstream=prometheus_url) as h:
-        monkeypatch.delenv("PROMETHEUS_CA_BUNDLE", raising=False)
-        with pytest.raises(PrometheusUnavailable):
-            PrometheusClient(h.url, retries=0).query("up", ts("2025-10-26T09:00:00Z"))
-        monkeypatch.setenv("PROMETHEUS_CA_BUNDLE", str(ca))
-        frame = PrometheusClient(h.url, retries=0).query("up", ts("2025-10-26T09:00:00Z"))
-        assert len(frame) > 0
-
-
 def test_a_cli_proof_against_a_hostile_server_is_inconclusive_in_bounded_time(tmp_path: Path) -> None:
     with Hostile("big", size=4 << 20) as h:
         t0 = time.monotonic()

@@ -1,6 +1,7 @@
 """The Prometheus adapter against the real local server: escaping, chunking, errors, faults."""
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -280,3 +281,27 @@ def test_tidy_times_are_whole_milliseconds_on_the_evaluation_grid() -> None:
     grid = evaluation_times(start.to_pydatetime(), (start + pd.Timedelta(seconds=8)).to_pydatetime(), 2.0)
     answer = [[t.value / 1e9, "1"] for t in grid]
     assert list(tidy([{"metric": {}, "values": answer}])["time"]) == list(grid)
+
+
+def test_the_last_point_of_a_grid_survives_millisecond_rounding() -> None:
+    """start, step and end rounded apart put start + step 1 ms past the end: the server dropped the
+    window's last point (a live 30-day panel kept only its first point, before the series had two)."""
+    from reliability.source.session import num, range_chunks
+
+    start, step = 1761469200.0006, 47.0006   # each rounds up by 0.4 ms
+    end = start + step                          # rounds down by 0.2 ms...
+    old_last = float(num(start)) + float(num(step))
+    assert old_last > float(num(end))           # ...so the old parameters lost the point at the end
+    [(first, last, sent_step)] = range_chunks(start, end, step, 10_000)
+    assert float(last) == pytest.approx(float(first) + float(sent_step), abs=1e-6) and abs(float(last) - end) < 1e-3
+    many = range_chunks(start, start + 25_000 * step, step, 10_000)
+    assert [round((float(b) - float(a)) / float(s)) + 1 for a, b, s in many] == [10_000, 10_000, 5_001]
+    assert all(abs(float(b1) + float(s) - float(a2)) < 1e-6 for (_, b1, s), (a2, _, _) in itertools.pairwise(many))
+
+
+@pytest.mark.prometheus
+def test_a_window_of_one_step_gets_both_points(client: PrometheusClient) -> None:
+    start = datetime(2025, 10, 26, 9, 0, 0, 600, tzinfo=timezone.utc)
+    step = 47.0006
+    frame = client.query_range("sum(up)", start, start + timedelta(seconds=step), step)
+    assert len(frame) == 2

@@ -118,7 +118,8 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     from reliability.gate.params import ProofParams
     from reliability.source.prom import PrometheusClient
 
-    PrometheusClient(url)  # the URL is checked (scheme, host, no credentials in it) before any work
+    # The URL (scheme, host, no credentials in it) and an https server's trust are checked before any work.
+    PrometheusClient(url).check_tls()
     ProofParams(start=start, end=end, candidate=args.candidate, selector=selector, confidence=confidence,
                 version_label=settings.version_label, partial_scope=args.partial_scope,
                 dependencies=tuple(args.dependency or settings.dependencies))
@@ -266,6 +267,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigurationError("no Prometheus: pass --prometheus-url or set PROMETHEUS_URL")
     if args.prometheus_url:
         os.environ["PROMETHEUS_URL"] = args.prometheus_url
+    from reliability.source.prom import PrometheusClient
+
+    PrometheusClient(os.environ["PROMETHEUS_URL"]).check_tls()
     if args.selector:
         from reliability.source.promql import parse_selector
 

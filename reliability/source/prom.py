@@ -14,7 +14,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,11 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from reliability.errors import ConfigurationError, PrometheusError, PrometheusQueryError, PrometheusUnavailable
+from reliability.errors import ConfigurationError, PrometheusError, PrometheusUnavailable
 from reliability.source import session as transport
 from reliability.source.frames import _n_series, label_columns, tidy, utc
 from reliability.source.recorded import READY_KEY, error_key, recorded_error, write_snapshot
+from reliability.source.session import Final, Retryable, num
 from reliability.source.stats import QueryRecord, Stats, calling
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
@@ -97,7 +97,8 @@ class PrometheusClient:
             retry=Retry(total=0, read=False, raise_on_status=False), timeout=timeout,
         )
         # PrometheusConnect sets verify from its own flag: the private CA is put back after it.
-        session.verify = transport.verify()
+        if parts.scheme == "https":  # an http URL needs no CA, and a stale variable must not stop it
+            session.verify, session.cert = transport.verify(), transport.client_cert()
         bounded = transport.BoundedAdapter(max_bytes=max_answer_bytes, per_request=timeout, remaining=self._remaining,
                                  max_retries=Retry(total=0, read=False, raise_on_status=False))
         for prefix in ("http://", "https://", self.url):  # PrometheusConnect mounts its own at the URL
@@ -176,16 +177,13 @@ class PrometheusClient:
         if end < start:
             raise ConfigurationError(f"range end {end.isoformat()} is before its start {start.isoformat()}")
         t0, n0 = time.perf_counter(), self._stats.http_requests
-        s0, s_end = start.timestamp(), end.timestamp()
         frames = []
-        chunk_start = s0
-        while chunk_start <= s_end:
-            chunk_end = min(chunk_start + (CHUNK_POINTS - 1) * step_s, s_end)
-            params = {"query": promql, "start": _num(chunk_start), "end": _num(chunk_end), "step": _num(step_s)}
+        for chunk_start, chunk_end, step_text in transport.range_chunks(start.timestamp(), end.timestamp(), step_s,
+                                                                         CHUNK_POINTS):
+            params = {"query": promql, "start": chunk_start, "end": chunk_end, "step": step_text}
             key = ("range", promql, params["start"], params["end"], params["step"])
             frames.append(tidy(self._fetch(key, lambda p=params: self._call(
                 lambda: self._typed(self._range(p), ("matrix",), promql), promql))))
-            chunk_start += CHUNK_POINTS * step_s
         frame = pd.concat(frames, ignore_index=True) if frames else tidy([])
         labels = label_columns(frame)
         frame = frame.drop_duplicates(subset=[*labels, "time"], keep="first").reset_index(drop=True)
@@ -205,6 +203,17 @@ class PrometheusClient:
         self._snapshot[READY_KEY] = ready = self._ready()
         return ready
 
+    def check_tls(self) -> None:
+        """Raise :class:`ConfigurationError` when an https server's certificate or the client's is refused:
+        trust is the user's setting, so the CLI says so before any work. Anything else is left to the proof."""
+        if self.url.startswith("https://"):
+            try:
+                self._session.get(self.url + "/-/ready", timeout=min(self.timeout, 5.0))
+            except requests.exceptions.SSLError as exc:
+                raise ConfigurationError(transport.tls_failure(self.url, exc)) from None
+            except requests.RequestException:
+                pass
+
     def _ready(self) -> bool:
         for path in ("/-/ready", "/health"):
             try:
@@ -223,7 +232,7 @@ class PrometheusClient:
         """
         def get() -> int:
             try:
-                return requests.get(url, timeout=min(self.timeout, 5.0)).status_code
+                return requests.get(url, timeout=min(self.timeout, 5.0), verify=self._session.verify).status_code
             except requests.RequestException:
                 return 0
 
@@ -322,10 +331,10 @@ class PrometheusClient:
                     f"Check that the server is up: curl {self.url}/-/ready",
                     url=self.url,
                 ) from exc
-            except _Retryable as exc:
+            except Retryable as exc:
                 last = str(exc)
                 continue
-            if isinstance(result, _Final):  # a 4xx: the server is alive, the request is wrong
+            if isinstance(result, Final):  # a 4xx: the server is alive, the request is wrong
                 raise result.error
             return result
         raise PrometheusUnavailable(
@@ -335,36 +344,28 @@ class PrometheusClient:
         )
 
     def _attempt(self, fn: Callable[[], Any], query: str) -> Any:
-        """One HTTP attempt; raises _Retryable (counts as a breaker failure) or a final error."""
+        """One HTTP attempt; raises Retryable (counts as a breaker failure) or a final error."""
         try:
             return fn()
         except transport.AnswerRefused as exc:  # a bound was hit: asking again would cost the same
             raise PrometheusUnavailable(f"Prometheus at {self.url}: {exc}", url=self.url) from None
+        except requests.exceptions.SSLError as exc:  # trust is configuration: asking again fails the same way
+            raise PrometheusUnavailable(transport.tls_failure(self.url, exc), url=self.url) from None
         except _RETRYABLE as exc:
             kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-            raise _Retryable(f"{kind} ({type(exc).__name__})") from exc
+            raise Retryable(f"{kind} ({type(exc).__name__})") from exc
         except (ValueError, KeyError, TypeError) as exc:  # malformed JSON or missing members
             resp = self._stats.last_response
             if resp is not None and resp.status_code == 200:
-                raise _Retryable(f"malformed answer ({type(exc).__name__}: {exc})") from exc
+                raise Retryable(f"malformed answer ({type(exc).__name__}: {exc})") from exc
             raise
         except PrometheusApiClientException as exc:
             resp = self._stats.last_response
             status = resp.status_code if resp is not None else 0
             error_type, error = transport.error_fields(resp)
             if status >= 500 or status == 0:
-                raise _Retryable(f"HTTP {status} {error_type}: {error}".strip()) from exc
-            return _Final(self._query_error(status, error_type, error, query))
-
-    def _query_error(self, status: int, error_type: str, error: str, query: str) -> PrometheusQueryError:
-        hint = transport.HINTS.get(error_type, "")
-        if status in (401, 403):
-            hint = "set PROMETHEUS_BEARER_TOKEN or PROMETHEUS_USERNAME/PROMETHEUS_PASSWORD for this server"
-        elif "11,000" in error or "11000" in error:
-            hint = "use a larger step or a shorter range"
-        msg = f"Prometheus at {self.url} answered {status} ({error_type or 'error'}): {error or 'no detail'}"
-        msg += f"\n  query: {query}" + (f"\n  what to do: {hint}" if hint else "")
-        return PrometheusQueryError(msg, url=self.url, error_type=error_type or f"http_{status}", query=query)
+                raise Retryable(f"HTTP {status} {error_type}: {error}".strip()) from exc
+            return Final(transport.query_error(self.url, status, error_type, error, query))
 
     def _record(self, record: QueryRecord, t0: float, n0: int) -> None:
         from dataclasses import replace
@@ -374,10 +375,6 @@ class PrometheusClient:
         )
 
 
-class _Retryable(Exception):
-    """An attempt failed in a way worth retrying (and counting against the breaker)."""
-
-
 def _default_breaker() -> Any:
     """5 consecutive failed attempts open the breaker for 30 s: a dead server fails fast."""
     from reliability.source.breaker import CircuitBreaker
@@ -385,16 +382,5 @@ def _default_breaker() -> Any:
     return CircuitBreaker(failure_threshold=5, timeout=30.0, name="prometheus")
 
 
-@dataclass(frozen=True)
-class _Final:
-    """A final 4xx, returned (not raised) so the breaker counts the answer as a success."""
-
-    error: PrometheusQueryError
-
-
 def _ts(t: datetime) -> str:
-    return _num(t.timestamp())
-
-
-def _num(x: float) -> str:
-    return f"{x:.3f}".rstrip("0").rstrip(".")
+    return num(t.timestamp())

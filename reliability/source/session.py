@@ -2,13 +2,18 @@
 
 Never from arguments: a notebook records its parameters in the output and the PDF.
 ``PROMETHEUS_BEARER_TOKEN``, or ``PROMETHEUS_USERNAME`` + ``PROMETHEUS_PASSWORD``;
-``PROMETHEUS_CA_BUNDLE`` names a private CA. TLS verification is always on.
+``PROMETHEUS_CA_BUNDLE`` names a private CA, else requests' own ``REQUESTS_CA_BUNDLE`` /
+``CURL_CA_BUNDLE`` and OpenSSL's ``SSL_CERT_FILE`` are honoured, in that order;
+``PROMETHEUS_CLIENT_CERT`` (+ ``PROMETHEUS_CLIENT_KEY``) is the client certificate for mTLS.
+TLS verification is always on.
 """
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -18,20 +23,113 @@ from requests.adapters import HTTPAdapter
 from reliability.errors import ConfigurationError, PrometheusQueryError
 
 
+class Retryable(Exception):
+    """An attempt failed in a way worth retrying (and counting against the breaker)."""
+
+
+@dataclass(frozen=True)
+class Final:
+    """A final 4xx, returned (not raised) so the breaker counts the answer as a success."""
+
+    error: PrometheusQueryError
+
+
+def num(x: float) -> str:
+    """A time or step on the wire: seconds with at most millisecond digits, as Prometheus reads them."""
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def range_chunks(start: float, end: float, step: float, points: int) -> list[tuple[str, str, str]]:
+    """``(start, end, step)`` of each range query for the grid start, start+step, ... <= end, at most
+    ``points`` points each, in whole milliseconds as sent.
+
+    Each chunk's end is its own last grid point, computed in the milliseconds the server counts in:
+    rounding start, step and end separately can put the last point a millisecond past the end,
+    and the server then drops it (a window of one step kept only its first point).
+    """
+    start_ms, step_ms = round(start * 1000), max(1, round(step * 1000))
+    last = int((end - start + 5e-4) / step)  # the last grid point within the window, to the wire's millisecond
+    out, k = [], 0
+    while k <= last:
+        n = min(points - 1, last - k)
+        first_ms = start_ms + k * step_ms
+        out.append((num(first_ms / 1000), num((first_ms + n * step_ms) / 1000), num(step_ms / 1000)))
+        k += n + 1
+    return out
+
+
 class AnswerRefused(requests.RequestException):
     """The server's answer broke a bound: too large, too slow, or a redirect elsewhere. Not retried."""
 
 
+#: Where the CA comes from, first set wins: ours, then requests' own, then OpenSSL's.
+CA_VARIABLES = ("PROMETHEUS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+CERT_VARIABLE, KEY_VARIABLE = "PROMETHEUS_CLIENT_CERT", "PROMETHEUS_CLIENT_KEY"
+
+
+def ca_source() -> tuple[str | bool, str]:
+    """TLS verification and the variable that chose it: ``(path, name)``, or ``(True, "")`` for certifi's CAs."""
+    for name in CA_VARIABLES:
+        path = os.environ.get(name)
+        if path:
+            if not os.path.exists(path):
+                raise ConfigurationError(f"{name}={path} does not exist; give the PEM file of the CA that signed "
+                                         "the Prometheus server's certificate")
+            return path, name
+    return True, ""
+
+
 def verify() -> str | bool:
-    """TLS verification: the private CA when ``PROMETHEUS_CA_BUNDLE`` names one, else the system's."""
-    ca = os.environ.get("PROMETHEUS_CA_BUNDLE")
-    if ca and not os.path.isfile(ca):
-        raise ConfigurationError(f"PROMETHEUS_CA_BUNDLE={ca} is not a file; give the PEM file of the private CA")
-    return ca or True
+    """TLS verification: the first CA file of :data:`CA_VARIABLES` that is set, else certifi's CAs."""
+    return ca_source()[0]
+
+
+def client_cert() -> str | tuple[str, str] | None:
+    """The client certificate for mutual TLS: ``PROMETHEUS_CLIENT_CERT`` (and its ``PROMETHEUS_CLIENT_KEY``)."""
+    cert, key = os.environ.get(CERT_VARIABLE), os.environ.get(KEY_VARIABLE)
+    if key and not cert:
+        raise ConfigurationError(f"{KEY_VARIABLE} is set without {CERT_VARIABLE}; set both (or a {CERT_VARIABLE} "
+                                 "PEM file that holds the key too)")
+    for name, path in ((CERT_VARIABLE, cert), (KEY_VARIABLE, key)):
+        if path and not os.path.isfile(path):
+            raise ConfigurationError(f"{name}={path} is not a file; give the PEM file of the client "
+                                     f"{'certificate' if name == CERT_VARIABLE else 'key'}")
+    return (cert, key) if cert and key else cert or None
+
+
+def tls_failure(url: str, exc: BaseException) -> str:
+    """What a failed TLS handshake means, naming the variable to change."""
+    text = str(exc)
+    found = re.search(r"([A-Za-z][^\][(']*?) \(_ssl\.c", text)  # OpenSSL's own words, before "(_ssl.c:N)"
+    reason = found.group(1) if found else text[:200]
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        _, name = ca_source()
+        trusted = f"the CA in {name}={os.environ[name]}" if name else "the default CAs (certifi)"
+        return (f"TLS: the certificate of {url} is not trusted by {trusted} ({reason}); set "
+                "PROMETHEUS_CA_BUNDLE to the PEM file of the CA that signed the server's certificate")
+    cert = os.environ.get(CERT_VARIABLE)
+    if cert:
+        return (f"TLS: {url} ended the handshake ({reason}) with {CERT_VARIABLE}={cert}; the server does not "
+                f"accept that client certificate: use one its CA signed (and its {KEY_VARIABLE})")
+    return (f"TLS: {url} ended the handshake ({reason}) with no {CERT_VARIABLE}; if the server requires a "
+            f"client certificate (mutual TLS), set {CERT_VARIABLE} (and {KEY_VARIABLE}), else check the URL's "
+            "scheme and port")
 
 
 class _Session(requests.Session):
-    """Follows a redirect only to the same scheme, host and port; credentials never travel."""
+    """Follows a redirect only to the same scheme, host and port; credentials never travel.
+
+    Its own trust (``verify``, ``cert``) wins over the environment's: requests lets
+    ``REQUESTS_CA_BUNDLE`` replace a session's CA, which would undo ``PROMETHEUS_CA_BUNDLE``.
+    """
+
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings["verify"] = self.verify
+        if self.cert:
+            settings["cert"] = self.cert
+        return settings
 
     def get_redirect_target(self, resp: requests.Response) -> str | None:
         target = super().get_redirect_target(resp)
@@ -127,3 +225,15 @@ def check_result_type(resp: requests.Response | None, kinds: tuple[str, ...], *,
         raise PrometheusQueryError(f"Prometheus at {url} answered a {kind!r} where a {' or '.join(kinds)} was "
                                    f"asked\n  query: {query}\n  what to do: check PROMETHEUS_URL points at a "
                                    "Prometheus-compatible server", url=url, error_type="bad_result", query=query)
+
+
+def query_error(url: str, status: int, error_type: str, error: str, query: str) -> PrometheusQueryError:
+    """A 4xx answer as an exception that says what to do, from Prometheus' ``errorType`` and ``error``."""
+    hint = HINTS.get(error_type, "")
+    if status in (401, 403):
+        hint = "set PROMETHEUS_BEARER_TOKEN or PROMETHEUS_USERNAME/PROMETHEUS_PASSWORD for this server"
+    elif "11,000" in error or "11000" in error:
+        hint = "use a larger step or a shorter range"
+    msg = f"Prometheus at {url} answered {status} ({error_type or 'error'}): {error or 'no detail'}"
+    msg += f"\n  query: {query}" + (f"\n  what to do: {hint}" if hint else "")
+    return PrometheusQueryError(msg, url=url, error_type=error_type or f"http_{status}", query=query)
