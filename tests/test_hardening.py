@@ -337,9 +337,15 @@ def test_ctrl_c_during_a_proof_prints_one_line_and_leaves_nothing_finished(tmp_p
                            "--end", "2025-10-27T09:00:00Z", "--candidate", "v1.9.1", "--out", str(out)],
                           cwd=REPO, env={**os.environ, "PROMETHEUS_URL": prometheus_url},
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        time.sleep(8)  # the notebook is running
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:  # the condition, not the clock: the proof's work has begun
+            seen.append(line)
+            if "analysis:" in line:
+                break
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
+        stderr = "".join(seen) + stderr
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr and "ZMQError" not in stderr
     assert [line for line in stderr.splitlines() if line.startswith("reliability:")] == ["reliability: interrupted"]

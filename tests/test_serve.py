@@ -134,7 +134,9 @@ def test_fifty_canaries_a_thousand_calls_and_a_kill_minus_9_lose_nothing(prometh
 
     def ask(call: tuple) -> tuple[float, tuple]:
         candidate, s0, at = call
+        deadline = time.monotonic() + 120  # bounded: a server that never answers fails the test, not CI
         while True:  # a load generator that retries until answered: nothing may be lost
+            assert time.monotonic() < deadline, f"no answer for {call} within 120 s"
             t0 = time.perf_counter()
             try:
                 r = requests.get(f"{base}/api/v1/verdict", headers=auth(), timeout=60,

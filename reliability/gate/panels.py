@@ -1,21 +1,24 @@
 """Every dashboard panel's query, run against the history the way Grafana would run it.
 
 Grafana's variables (``$job``, ``$__rate_interval``, ``${var:regex}``) are substituted as Grafana
-does, each target runs as a range query, and :func:`dashboard_check` fails when any returns
-nothing: a panel that shows "No data" hides an incident as well as no dashboard at all.
+does, each target runs as a range query, and :func:`dashboard_check` fails when one is rejected or
+returns nothing because it is broken (a metric the service does not export, a label value that
+never matches): such a panel hides an incident as well as no dashboard at all. An empty answer
+that is right (no 5xx ever, a 30-day range on a young server) is a note (:mod:`.no_data`).
 """
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-from reliability.errors import DashboardError, PrometheusError
+from reliability.errors import ConfigurationError, DashboardError, PrometheusError
 from reliability.gate.dashboard import ALL, Dashboard
+from reliability.gate.no_data import diagnose
 from reliability.gate.verdict import Check, Status
 from reliability.source.frames import label_columns
 from reliability.source.promql import format_duration
@@ -137,16 +140,19 @@ def run_panels(
     variables: Mapping[str, str | Sequence[str]] | None = None,
     scrape_interval: float = 30.0,
     step: float | None = None,
+    failures: Collection[tuple[str, str, str]] = (),
 ) -> pd.DataFrame:
-    """Run every panel target over ``[start, end]``; one row per target, FAIL when it errors or has no data.
+    """Run every panel target over ``[start, end]``; one row per target, FAIL when it errors or when
+    its empty answer shows a broken query (:func:`reliability.gate.no_data.diagnose`; ``failures``
+    are the matchers that select failures, whose absence is good news).
 
     Returns
     -------
     pandas.DataFrame
         Columns panel_id, panel, type, ref_id, expr (after substitution), status, series,
-        samples, error. ``attrs["frames"]`` maps ``(panel_id, ref_id)`` to the query's tidy
-        frame (for :func:`reliability.report.dashboard_image.render_image`); ``attrs`` also holds
-        start, end and step.
+        samples, error, note (why an empty answer is right). ``attrs["frames"]`` maps
+        ``(panel_id, ref_id)`` to the query's tidy frame (for
+        :func:`reliability.report.dashboard_image.render_image`); ``attrs`` also holds start, end and step.
     """
     step = step or panel_step(start, end, multiple=scrape_interval)
     window = (end - start).total_seconds()
@@ -158,7 +164,7 @@ def run_panels(
             if target.hide:
                 continue
             row = {"panel_id": panel.id, "panel": panel.title, "type": panel.type, "ref_id": target.ref_id,
-                   "expr": target.expr, "status": "FAIL", "series": 0, "samples": 0, "error": ""}
+                   "expr": target.expr, "status": "FAIL", "series": 0, "samples": 0, "error": "", "note": ""}
             try:
                 expr = substitute(target.expr, start=start, end=end, step=step, variables=values,
                                   scrape_interval=scrape_interval, all_values=all_values)
@@ -173,14 +179,20 @@ def run_panels(
             finite = frame[frame["value"].notna()] if len(frame) else frame
             row["series"] = len(finite.drop_duplicates(labels)) if labels and len(finite) else int(len(finite) > 0)
             row["samples"] = len(finite)
-            if row["samples"]:
-                row["status"] = "PASS"
-            else:
-                row["error"] = "no data: the query returns nothing over the window (misspelt metric or label?)"
             frames[(panel.id, target.ref_id)] = frame
             rows.append(row)
+            if row["samples"]:
+                row["status"] = "PASS"
+                continue
+            try:
+                why = diagnose(expr, client, start, end, failures=failures)
+            except (ConfigurationError, PrometheusError) as exc:
+                row["error"] = f"no data, and the server could not say why ({str(exc).splitlines()[0]})"
+                continue
+            row["status"] = "FAIL" if why.broken else "PASS"
+            row["error" if why.broken else "note"] = f"no data: {why.text}"
     out = pd.DataFrame(rows, columns=["panel_id", "panel", "type", "ref_id", "expr", "status", "series",
-                                      "samples", "error"])
+                                      "samples", "error", "note"])
     out.attrs.update(frames=frames, start=start, end=end, step=step)
     return out
 
@@ -207,6 +219,9 @@ def dashboard_check(results: pd.DataFrame, *, window_empty: bool = False) -> Che
         return Check(name, Status.FAIL, True,
                      f"{len(failed)} of {len(results)} panel queries fail{span}:\n" + "\n".join(lines) +
                      "\nFix the panel query in the dashboard JSON and re-import it.")
+    empty = results[results["samples"] == 0]
+    notes = "".join(f"\n{r.panel!r} ({r.ref_id}): {r.note}" for r in empty.itertuples())
     return Check(name, Status.PASS, True,
-                 f"all {len(results)} panel queries in {results['panel'].nunique()} panels return data{span} "
-                 f"({int(results['series'].sum())} series, {int(results['samples'].sum())} samples)")
+                 f"all {len(results)} panel queries in {results['panel'].nunique()} panels work{span} "
+                 f"({int(results['series'].sum())} series, {int(results['samples'].sum())} samples"
+                 + (f"; {len(empty)} return no data, correctly" if len(empty) else "") + ")" + notes)

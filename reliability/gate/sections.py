@@ -96,7 +96,7 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
     found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end, now=client.now(),
                            job=p.job())
     dash = load_dashboard(Path(p.dashboard))
-    results = panels.run_panels(dash, client, p.start, p.end)
+    results = panels.run_panels(dash, client, p.start, p.end, failures=failure_matchers())
     # No samples at all, or a window under one bucket: panels without data are missing evidence.
     empty = (p.end - p.start).total_seconds() < p.bucket or any(
         c.name == "Series present" and c.status is Status.INCONCLUSIVE and "no series of any metric" in c.detail
@@ -106,6 +106,14 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
     out = tempfile.mkdtemp(prefix="grafana-") if os.environ.get("GRAFANA_URL") else tempfile.gettempdir()
     found += grafana.grafana_checks(dash, start=p.start, end=p.end, out_dir=out)
     return MonitoringSection(found, dash, results), found
+
+
+def failure_matchers() -> tuple[tuple[str, str, str], ...]:
+    """The matchers that select failures (5xx, a breaker's trips): a panel empty only for them is right."""
+    from reliability.analysis.breakers.observed import TRIPPED
+    from reliability.source.parsed import matcher_keys
+
+    return matcher_keys((measure.FIVE_XX, TRIPPED))
 
 
 @dataclass(frozen=True)

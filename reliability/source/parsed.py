@@ -168,6 +168,22 @@ def metric_names(expr: str) -> set[str]:
     return set().union(*(selector_names(n) for n in _nodes(expr, pp.VectorSelector)))
 
 
+def vector_selectors(expr: str) -> list[tuple[str, tuple[tuple[str, str, str], ...]]]:
+    """Every vector selector of ``expr`` as ``(metric name, matchers)``; an ``or`` selector gives each group."""
+    out = []
+    for node in _nodes(expr, pp.VectorSelector):
+        groups = [list(g) for g in node.matchers.or_matchers] or [list(node.matchers.matchers)]
+        for group in groups:
+            keys = tuple(_key(m) for m in group if m.name != "__name__" or node.name)
+            out.append((node.name or "", keys))
+    return list(dict.fromkeys(out))
+
+
+def selector_text(name: str, keys: Iterable[tuple[str, str, str]]) -> str:
+    """A selector written back from :func:`vector_selectors`' parts, values escaped."""
+    return f"{name}{{{','.join(_text(k) for k in keys)}}}"
+
+
 def range_selectors(expr: str) -> list[tuple[str, float]]:
     """``(function, seconds)`` for every rate-like call (``rate(x[5m])``, ``increase(y[1h:1m])``)."""
     out = []

@@ -198,6 +198,14 @@ class PrometheusClient:
         self._record(QueryRecord("api", path), t0, n0)
         return data
 
+    def label_values(self, label: str, selector: str, start: datetime, end: datetime) -> list[str]:
+        """The values ``label`` takes on ``selector``'s series (in the scope) between start and end.
+
+        Asked of the index, not the samples: cheap on any server. ``__name__`` tells whether it names any series.
+        """
+        window = {"start": _ts(utc(start)), "end": _ts(utc(end))}
+        return list(self.api(f"label/{label}/values", {"match[]": self._scope(selector), **window}))
+
     def ready(self) -> bool:
         """True when ``/-/ready`` answers 200 (VictoriaMetrics answers on /health instead); recorded."""
         self._snapshot[READY_KEY] = ready = self._ready()

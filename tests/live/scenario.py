@@ -57,7 +57,7 @@ def run_scenario(workdir: Path, *, factor: float = 15.0, minutes: float | None =
         scrape = 1.0
         t0 = time.time()
         stack.load(healthy_s)
-        time.sleep(3 * scrape)
+        stack.settle(time.time())  # every logged request scraped, every rule evaluated after it
         t1 = time.time()
         healthy = prove(stack, t0 - 2, t1)
         logged, logged_5xx = stack.log.counts(stack.canary, t0 - 2, t1)
@@ -69,7 +69,7 @@ def run_scenario(workdir: Path, *, factor: float = 15.0, minutes: float | None =
         stack.set_failure("canary", 0.5)
         t2 = time.time()
         stack.load(failing_s)
-        time.sleep(3 * scrape)
+        stack.settle(time.time())
         t3 = time.time()
         failing = prove(stack, t2 - 2, t3)
         episodes = failing.sections["alerts"].episodes

@@ -160,6 +160,23 @@ class LiveStack:
             time.sleep(0.5)
         raise TimeoutError("Prometheus did not scrape the three backends in time")
 
+    def settle(self, after: float, *, timeout: float = 30.0) -> None:
+        """Until every target was scraped, and every rule group evaluated, after ``after`` (a time.time()).
+
+        The proof then reads counts that hold every logged request, and alert states that saw them:
+        the condition, not a sleep, so a slow machine waits longer instead of failing.
+        """
+        assert self.prometheus is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            targets = requests.get(self.prometheus.url + "/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+            groups = requests.get(self.prometheus.url + "/api/v1/rules", timeout=5).json()["data"]["groups"]
+            stamps = [t["lastScrape"] for t in targets] + [g["lastEvaluation"] for g in groups]
+            if stamps and all(_epoch(s) > after for s in stamps):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"Prometheus did not scrape and evaluate everything within {timeout:g} s")
+
     # ---------------------------------------------------------------- traffic
     def set_failure(self, name: str, fail: float) -> None:
         requests.post(f"http://127.0.0.1:{self.backends[name][1]}/control", json={"fail": fail}, timeout=5)
@@ -207,6 +224,13 @@ class LiveStack:
     def alertmanager_alerts(self) -> list[dict]:
         assert self.alertmanager is not None
         return requests.get(self.alertmanager.url + "/api/v2/alerts", timeout=5).json()
+
+
+def _epoch(rfc3339: str) -> float:
+    """Prometheus' RFC 3339 times (nanoseconds, any offset) as seconds since the epoch."""
+    import pandas as pd
+
+    return pd.Timestamp(rfc3339).timestamp()
 
 
 def main() -> None:  # pragma: no cover - the long run behind `make live`

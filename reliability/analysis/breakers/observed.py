@@ -29,6 +29,10 @@ FLAP_WINDOW_SECONDS = 1800.0
 KEYS = ("breaker", "instance")
 
 
+#: The matcher that selects a breaker's trips on its transition counter: none is good news.
+TRIPPED = 'to="open"'
+
+
 def _metric(name: str, selector: str | Sequence[str] | None, *extra: str) -> str:
     matchers = [*(parse_selector(selector) if isinstance(selector, str) or selector is None else selector), *extra]
     return f"{name}{{{','.join(matchers)}}}" if matchers else name
@@ -38,7 +42,7 @@ def breaker_queries(start: datetime, end: datetime, *, selector: str | Sequence[
                     step: float = 30.0) -> dict[str, str]:
     """The PromQL :func:`breaker_stats` asks, by name (instant at ``end`` unless ``state``)."""
     window = format_duration((utc(end) - utc(start)).total_seconds())
-    opens = _metric("circuit_breaker_transitions_total", selector, 'to="open"')
+    opens = _metric("circuit_breaker_transitions_total", selector, TRIPPED)
     return {
         "transitions": (f"sum by (breaker, instance, from, to) "
                         f"(increase({_metric('circuit_breaker_transitions_total', selector)}[{window}]))"),
