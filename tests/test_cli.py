@@ -285,12 +285,23 @@ def test_watch_replays_the_looks_and_decides_go_on_the_canary_and_no_go_on_the_b
     assert len(lines) == 60 and lines[-1].endswith("-> GO")  # one line per look, GO at the minimum watch
     assert "Decision: GO (watch GO, proof GO)" in r.stdout
     assert json.loads((tmp_path / "go" / "evidence.json").read_text())["window"]["end"].startswith("2025-10-26T10:00")
+    # Its own failing regression tests stop the bad deploy at the first look, the reason on that look's line.
     r = gate("watch", "--candidate", "v1.9.0", "--start", bad["start"], "--deadline", bad["end"],
-             "--junit", str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "nogo"))
+             "--junit", str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "tests"))
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "Watch: NO-GO at 2025-10-24 10:21 UTC (21 min after the start)" in r.stdout  # 24 min before the window's end
+    assert "Watch: NO-GO at 2025-10-24 10:01 UTC (1 min after the start)" in r.stdout
+    first = r.stdout.splitlines()[0]
+    assert first.startswith("2025-10-24 10:01 UTC") and first.endswith("-> NO-GO")
+    assert r.stdout.splitlines()[1].strip().startswith("Regression tests: 40 tests: 36 passed, 3 failed")
+    # With passing tests, the db breaker OPEN at 10:12 stops it, 9 minutes before R alone would (10:21).
+    r = gate("watch", "--candidate", "v1.9.0", "--start", bad["start"], "--deadline", bad["end"],
+             "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "nogo"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Watch: NO-GO at 2025-10-24 10:12 UTC (12 min after the start)" in r.stdout
+    assert "    Circuit breakers at the window end: OPEN at 2025-10-24T10:12:00Z: db" in r.stdout
     # Run again, the looks come from the state beside the report, not from new queries.
     again = gate("watch", "--candidate", "v1.9.0", "--start", bad["start"], "--deadline", bad["end"],
-                 "--junit", str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "nogo"), "--replace")
-    assert again.returncode == 1 and "resuming from" in again.stderr and "(21 looks recorded)" in again.stderr
-    assert "Watch: NO-GO at 2025-10-24 10:21 UTC" in again.stdout
+                 "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "nogo"), "--replace")
+    assert again.returncode == 1 and "resuming from" in again.stderr and "(12 looks recorded)" in again.stderr
+    assert "Watch: NO-GO at 2025-10-24 10:12 UTC" in again.stdout
+    assert "    Circuit breakers at the window end: OPEN" in again.stdout  # the reason is kept in the state

@@ -175,7 +175,8 @@ def _promote_on_go(args: argparse.Namespace, verdict: str, stable_file: Path) ->
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from reliability.gate.params import ProofParams
+    from reliability.gate.look_checks import LookChecks
+    from reliability.gate.proof import params_from
     from reliability.gate.watch import LookLog, looks
     from reliability.report.bundle import produce
     from reliability.source import from_env
@@ -189,9 +190,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         start = parse_time(args.start, name="--start")
         args.out = str(paths.repo(args.repo) / "reports" / f"{args.candidate}-watch-{start:%Y%m%dT%H%M%SZ}")
     params, out, stable_file = proof_parameters(args)
-    p = ProofParams(start=parse_time(params["start"], name="--start"), end=deadline, candidate=args.candidate,
-                    stable=params["stable"], selector=params["selector"], confidence=params["confidence"],
-                    version_label=params["version_label"], partial_scope=args.partial_scope)
+    p = params_from(params, root=paths.repo(args.repo))  # the proof's own parameters, its window ending at the deadline
     client = from_env().scoped(p.service_scope())
     _say(f"watch: {args.candidate} from {params['start']} until {deadline.isoformat()}, a look every "
          f"{interval:g} s, no GO before {min_watch:g} s")
@@ -203,7 +202,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         _say(f"watch: resuming from {state} ({resumed} looks recorded)")
     last = None
     try:
-        for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch, log=log):
+        for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch, log=log,
+                          checks=LookChecks(p)):
             print(last.line(), flush=True)
     finally:
         log.close()

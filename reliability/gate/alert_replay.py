@@ -31,10 +31,7 @@ SEED_ALERT = "High5xxErrorRate"
 
 
 def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list[Check]]:
-    from dataclasses import replace
-
     from reliability.analysis.alerts import backtest, load_rules
-    from reliability.source.parsed import add_matchers
 
     groups = load_rules(p.rules)
     rules = [r for g in groups for r in g.rules if hasattr(r, "alert")]
@@ -43,8 +40,7 @@ def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list
     if seed is None:
         return None, [Check(name, Status.FAIL, True, f"{p.rules} has no {SEED_ALERT} rule: the 2 % alert is not set")]
     interval, source = evaluation_interval(client, SEED_ALERT)
-    scoped = replace(seed, expr=add_matchers(seed.expr, p.candidate_matchers(), metrics={measure.METRIC}))
-    bt = replay_from_quiet(scoped, client, p.start, p.end, interval=interval)
+    bt, check = seed_check(p, client, seed, interval, source)
     rows, episodes = [], []
     for rule in rules:
         res = backtest(rule, client, p.start, p.end, interval=interval)
@@ -53,6 +49,22 @@ def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list
             episodes.append(res.firing.assign(alert=rule.alert))
     table = pd.DataFrame(rows).reset_index(drop=True)
     eps = pd.concat(episodes, ignore_index=True) if episodes else pd.DataFrame()
+    return AlertSection(bt, table, eps), [check]
+
+
+def seed_check(p: ProofParams, client: PrometheusClient, seed: Any, interval: float | None,
+               source: str) -> tuple[Any, Check]:
+    """The seed's rule replayed on the candidate's traffic over the window: FAIL if it fired.
+
+    The proof's check, and a watch's at each look (``p.end`` is the look).
+    """
+    from dataclasses import replace
+
+    from reliability.source.parsed import add_matchers
+
+    name = f"{SEED_ALERT} on the candidate"
+    scoped = replace(seed, expr=add_matchers(seed.expr, p.candidate_matchers(), metrics={measure.METRIC}))
+    bt = replay_from_quiet(scoped, client, p.start, p.end, interval=interval)
     firing = bt.firing
     firing = firing[firing["resolved_at"].isna() | (firing["resolved_at"] > p.start)]
     if len(firing):
@@ -63,10 +75,10 @@ def alerts(p: ProofParams, client: PrometheusClient) -> tuple[AlertSection, list
         if first["firing_since"] < p.start:
             end = "still firing" if pd.isna(first["resolved_at"]) else f"resolved at {iso(first['resolved_at'])}"
             detail += f" (the window starts inside this episode, which began before it; {end})"
-        return AlertSection(bt, table, eps), [Check(name, Status.FAIL, True, detail)]
+        return bt, Check(name, Status.FAIL, True, detail)
     detail = (f"replayed every {bt.interval:.0f} s ({source}) over the window on {p.candidate}'s traffic "
               f"({bt.evaluations} evaluations): never firing")
-    return AlertSection(bt, table, eps), [Check(name, Status.PASS, True, detail)]
+    return bt, Check(name, Status.PASS, True, detail)
 
 
 def evaluation_interval(client: PrometheusClient, alert: str) -> tuple[float | None, str]:

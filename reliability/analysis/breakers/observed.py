@@ -55,6 +55,19 @@ def breaker_queries(start: datetime, end: datetime, *, selector: str | Sequence[
     }
 
 
+def state_at(client: PrometheusClient, start: datetime, at: datetime, *,
+             fresh: float = 300.0) -> tuple[list[str], list[str]]:
+    """``(open, exported)`` at ``at``: breakers whose last state sample (within ``fresh`` seconds) is
+    OPEN, and every breaker with a state sample in [start, at]. Two small instant queries: what a
+    watch asks at each look, where :func:`breaker_stats` would re-read the whole window."""
+    state = _metric("circuit_breaker_state", None)
+    window = format_duration(max((utc(at) - utc(start)).total_seconds(), fresh))
+    opened = client.query(f"count by (breaker) (last_over_time({state}[{format_duration(fresh)}]) == 1)", at)
+    seen = client.query(f"count by (breaker) (last_over_time({state}[{window}]))", at)
+    names = [sorted(map(str, f["breaker"])) if "breaker" in f else [] for f in (opened, seen)]
+    return names[0], names[1]
+
+
 def breaker_stats(client: PrometheusClient, start: datetime, end: datetime, *,
                   selector: str | Sequence[str] | None = None, scrape_interval: float = 30.0) -> BreakerStats:
     """Per breaker and instance over [start, end]: trips, re-trips, time open and half-open, calls by outcome.
