@@ -123,3 +123,20 @@ def test_the_cli_reads_the_notebooks_defaults_as_papermill_does() -> None:
     notebook = paths.PROOF_NOTEBOOK
     expected = {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(notebook)).items()}
     assert _notebook_defaults(notebook) == expected and "deadline_s" in expected
+
+
+@pytest.mark.prometheus
+def test_the_server_status_is_read_once_per_proof(prometheus_url: str, truth: dict) -> None:
+    """Six sections asked status/config each (six requests); the status does not change in a run."""
+    import collections
+    from urllib.parse import urlsplit
+
+    from reliability.source.prom import PrometheusClient
+
+    client = PrometheusClient(prometheus_url)
+    paths_asked: list[str] = []
+    client._session.hooks["response"].append(lambda r, *a, **k: paths_asked.append(urlsplit(r.url).path))
+    w = truth["windows"]["canary"]
+    proof.run(proof.ProofParams(start=ts(w["start"]), end=ts(w["end"]), candidate="v1.9.1", stable="v1.8.3"), client)
+    asked = collections.Counter(paths_asked)
+    assert asked["/api/v1/status/config"] == 1 and asked["/api/v1/status/buildinfo"] == 1, asked

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -33,6 +34,7 @@ from reliability.source.stats import QueryRecord, Stats, calling
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
 CHUNK_POINTS = 10_000        # stay clearly below it
+ONCE = frozenset({"status/config", "status/buildinfo", "status/flags"})  # a run's unchanging answers
 _RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
@@ -87,6 +89,7 @@ class PrometheusClient:
         self._random = random.Random()
         self._stats = Stats()
         self._snapshot: dict[str, Any] = {}
+        self._once: tuple[threading.Lock, dict[str, Any]] = (threading.Lock(), {})  # shared by branches
         self.scope: tuple[str, ...] = ()
         self.breaker = breaker if breaker is not None else _default_breaker()
         session, headers, auth = transport.credentials_session()
@@ -191,7 +194,18 @@ class PrometheusClient:
         return frame
 
     def api(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        """GET ``/api/v1/<path>`` and return its ``data`` member (rules, alertmanagers, status/buildinfo...)."""
+        """GET ``/api/v1/<path>`` and return its ``data`` member (rules, alertmanagers, status/buildinfo...).
+
+        The server's status (:data:`ONCE`) does not change during a run: it is asked once, for every branch.
+        """
+        if path not in ONCE or params:
+            return self._api_get(path, params)
+        with self._once[0]:
+            if path not in self._once[1]:
+                self._once[1][path] = self._api_get(path, params)
+            return self._once[1][path]
+
+    def _api_get(self, path: str, params: dict[str, Any] | None) -> Any:
         t0, n0 = time.perf_counter(), self._stats.http_requests
         key = ("api", path, json.dumps(params or {}, sort_keys=True))
         data = self._fetch(key, lambda: self._call(lambda: self._get_json(f"/api/v1/{path.lstrip('/')}", params), path))
@@ -212,15 +226,8 @@ class PrometheusClient:
         return ready
 
     def check_tls(self) -> None:
-        """Raise :class:`ConfigurationError` when an https server's certificate or the client's is refused:
-        trust is the user's setting, so the CLI says so before any work. Anything else is left to the proof."""
-        if self.url.startswith("https://"):
-            try:
-                self._session.get(self.url + "/-/ready", timeout=min(self.timeout, 5.0))
-            except requests.exceptions.SSLError as exc:
-                raise ConfigurationError(transport.tls_failure(self.url, exc)) from None
-            except requests.RequestException:
-                pass
+        """Raise :class:`ConfigurationError` when an https server refuses the trust set in the environment."""
+        transport.check_tls(self._session, self.url, timeout=min(self.timeout, 5.0))
 
     def _ready(self) -> bool:
         for path in ("/-/ready", "/health"):
@@ -238,13 +245,8 @@ class PrometheusClient:
 
         Sent without this server's credentials; recorded so re-rendering needs no network.
         """
-        def get() -> int:
-            try:
-                return requests.get(url, timeout=min(self.timeout, 5.0), verify=self._session.verify).status_code
-            except requests.RequestException:
-                return 0
-
-        return int(self._fetch(("probe", url), get))
+        return int(self._fetch(("probe", url), lambda: transport.status_of(url, min(self.timeout, 5.0),
+                                                                           self._session.verify)))
 
     def text(self, path: str) -> str:
         """The plain-text body of ``GET <server><path>`` (e.g. Prometheus' own ``/metrics``), recorded."""

@@ -116,6 +116,26 @@ def tls_failure(url: str, exc: BaseException) -> str:
             "scheme and port")
 
 
+def check_tls(session: requests.Session, url: str, *, timeout: float) -> None:
+    """Raise :class:`ConfigurationError` when an https server's certificate or the client's is refused:
+    trust is the user's setting, so the CLI says so before any work. Anything else is left to the proof."""
+    if url.startswith("https://"):
+        try:
+            session.get(url + "/-/ready", timeout=timeout)
+        except requests.exceptions.SSLError as exc:
+            raise ConfigurationError(tls_failure(url, exc)) from None
+        except requests.RequestException:
+            pass
+
+
+def status_of(url: str, timeout: float, verify: str | bool) -> int:
+    """The HTTP status of a plain GET (no credentials), 0 when nothing answers."""
+    try:
+        return requests.get(url, timeout=timeout, verify=verify).status_code
+    except requests.RequestException:
+        return 0
+
+
 class _Session(requests.Session):
     """Follows a redirect only to the same scheme, host and port; credentials never travel.
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ class SnapshotClient(PrometheusClient):
         self.path = path
         self._stats = Stats()
         self._snapshot = {json.dumps(e["key"]): e["data"] for e in body["entries"]}
+        self._once = (threading.Lock(), {})
         self.scope: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
