@@ -36,7 +36,7 @@ def cli(run: Callable[..., list[Table]], doc: str, argv: list[str] | None = None
 
 def proof_params(scenario: str = "healthy-canary") -> Any:
     """The proof parameters of one of the demo's scenarios, as ``reliability demo`` runs them."""
-    from reliability.cli.main import scenario_parameters
+    from reliability.cli.gate import scenario_parameters
     from reliability.gate import proof
     from reliability.times import parse_time
 

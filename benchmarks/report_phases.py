@@ -70,7 +70,7 @@ def as_a_user(*, quick: bool = False) -> Table:
     import os
     import subprocess
 
-    from reliability.cli.main import scenario_parameters
+    from reliability.cli.gate import scenario_parameters
     from reliability.gate import proof
     from reliability.source.embedded import EmbeddedPrometheus
     from reliability.source.prom import PrometheusClient
@@ -111,7 +111,7 @@ def run(*, quick: bool = False) -> list[Table]:
     """Measure every phase ``runs`` times; medians; the ratio of the full report to the floor."""
     import os
 
-    from reliability.cli.main import scenario_parameters
+    from reliability.cli.gate import scenario_parameters
     from reliability.gate import proof
     from reliability.paths import history_file
     from reliability.report.bundle import produce

@@ -344,7 +344,11 @@ def test_ctrl_c_during_a_proof_prints_one_line_and_leaves_nothing_finished(tmp_p
             if "analysis:" in line:
                 break
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # a hang is this test's failure, not the next test's stray process
+            raise
         stderr = "".join(seen) + stderr
     assert proc.returncode == 130, stdout + stderr
     assert "Traceback" not in stderr and "ZMQError" not in stderr

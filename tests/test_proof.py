@@ -98,7 +98,7 @@ def test_a_dependency_without_a_breaker_is_no_go_with_its_name(client, truth) ->
 @pytest.mark.prometheus
 def test_sections_at_once_give_the_same_proof_as_one_by_one(client, truth) -> None:
     """Concurrency changes nothing a reader sees: checks, figures and the query table, in order."""
-    from reliability.cli.main import scenario_parameters
+    from reliability.cli.gate import scenario_parameters
     from reliability.source.prom import PrometheusClient
 
     params = proof.params_from(scenario_parameters("bad-deploy"))

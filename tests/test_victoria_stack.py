@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from conftest import process_exists
 
-from reliability.cli.main import scenario_parameters
+from reliability.cli.gate import scenario_parameters
 from reliability.gate import proof
 from reliability.source.embedded.stack import EmbeddedVictoriaStack
 from reliability.source.prom import PrometheusClient

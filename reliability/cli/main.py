@@ -7,238 +7,14 @@ environment; never a verdict). ``demo`` and ``init`` exit 0 once their files are
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import os
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from reliability import paths
-from reliability.cli.options import EXITS, missing_evidence, proof_options, subcommand
+from reliability.cli import gate
+from reliability.cli.options import EXITS, proof_options, subcommand
 from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
 from reliability.gate.verdict import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE
-
-SCENARIOS = {
-    # name: (ground-truth window, candidate, stable, JUnit file)
-    "bad-deploy": ("bad_deploy", "v1.9.0", "v1.8.3", "v1.9.0.xml"),
-    "healthy-canary": ("canary", "v1.9.1", "v1.8.3", "v1.9.1.xml"),
-}
-
-
-_STARTED = time.monotonic()
-
-
-def _say(msg: str) -> None:
-    """One progress line on stderr, with the time since the command started."""
-    print(f"  [{time.monotonic() - _STARTED:6.1f} s] {msg}", file=sys.stderr, flush=True)
-
-
-def _start(params: dict[str, Any]) -> None:
-    from reliability.report.decision import host
-
-    _say(f"start: proof of {params['candidate']} over {params['start']} .. {params['end']}"
-         + (f" on {host(os.environ['PROMETHEUS_URL'])}" if os.environ.get("PROMETHEUS_URL") else ""))
-
-
-def _print_bundle(bundle: Any) -> None:
-    ev = bundle.evidence
-    window = f"{ev['window']['start']} .. {ev['window']['end']}"
-    print(f"Verdict: {ev['verdict']}  (candidate {ev['candidate']}, window {window})")
-    scope = ev.get("scope") or {}
-    jobs = ", ".join(scope.get("jobs") or []) or "none found"
-    label = "PARTIAL SCOPE" if scope.get("partial") else "Scope"
-    print(f"{label}: {scope.get('selector') or 'all series, no selector'} (jobs: {jobs})")
-    for reason in ev["reasons"]:
-        print(f"  - {reason}")
-    unproven = [c for c in ev["checks"] if c["required"] and c["status"] not in ("PASS", "FAIL")]
-    if ev["verdict"] == "NO-GO" and unproven:  # a failure decides, but what is missing still counts
-        print("Also not proven:")
-        for c in unproven:
-            print(f"  - {c['name']}: {c['detail'].splitlines()[0]}")
-    r = ev.get("reliability", {})
-    if r.get("r") is not None:
-        print(f"R = {r['r']:.5f} over {r['requests']:,.0f} requests, {r['errors_5xx']:,.0f} 5xx; "
-              f"{r['confidence']:.0%} lower bound {r['r_lower_bound']:.5f}")
-    print("Files:")
-    for f in bundle.files:
-        print(f"  {f}")
-
-
-def scenario_parameters(name: str) -> dict[str, Any]:
-    """Papermill parameters of a bundled scenario, from the generator's ground truth."""
-    window, candidate, stable, junit = SCENARIOS[name]
-    truth = json.loads(paths.GROUND_TRUTH.read_text())
-    w = truth["windows"][window]
-    return {"start": w["start"], "end": w["end"], "candidate": candidate, "stable": stable,
-            "junit": [str(paths.JUNIT / junit)], "rules": str(paths.ALERTS_YML),
-            "dashboard": str(paths.DASHBOARD_JSON)}
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from reliability.report.bundle import check_out_dir, produce
-    from reliability.source.embedded import EmbeddedPrometheus
-
-    root = paths.repo(args.repo)
-    parent = Path(args.out).absolute() if args.out else root / "reports"
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-    for name in names:
-        check_out_dir(parent / name, replace=True)  # the demo's own folders are rewritten each run
-    _say("starting the embedded Prometheus on the bundled history")
-    with EmbeddedPrometheus() as prom:
-        os.environ["PROMETHEUS_URL"] = prom.url
-        for name in names:
-            print(f"\n== scenario {name} ==", flush=True)
-            _start(scenario_parameters(name))
-            bundle = produce({**scenario_parameters(name), "lang": args.lang}, parent / name, progress=_say,
-                             cwd=root)
-            _print_bundle(bundle)
-    return 0
-
-
-def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Path]:
-    """Every argument checked and resolved before any work: (parameters, out, stable file)."""
-    from reliability import config
-    from reliability.report.bundle import check_out_dir
-    from reliability.times import parse_time
-
-    root = paths.repo(args.repo)
-    settings = config.load(root)
-    url = args.prometheus_url or os.environ.get("PROMETHEUS_URL")
-    if not url:
-        raise ConfigurationError("no Prometheus: pass --prometheus-url or set PROMETHEUS_URL")
-    start = parse_time(args.start, name="--start")
-    end = parse_time(args.end, name="--end")
-    if end <= start:
-        raise ConfigurationError(f"--end {args.end} is not after --start {args.start}")
-    selector = args.selector if args.selector is not None else settings.scope
-    confidence = args.confidence if args.confidence is not None else settings.confidence
-    from reliability.gate.params import ProofParams
-    from reliability.source.prom import PrometheusClient
-
-    # The URL (scheme, host, no credentials in it) and an https server's trust are checked before any work.
-    PrometheusClient(url).check_tls()
-    ProofParams(start=start, end=end, candidate=args.candidate, selector=selector, confidence=confidence,
-                version_label=settings.version_label, partial_scope=args.partial_scope,
-                dependencies=tuple(args.dependency or settings.dependencies))
-    for j in args.junit:
-        if not Path(j).is_file():
-            raise ConfigurationError(f"--junit {j}: no such file")
-    junit = [str(Path(j).resolve()) for j in args.junit] if args.junit else [
-        str(Path(f).resolve()) for pattern in settings.junit for f in sorted(glob.glob(str(root / pattern)))]
-    files = {}
-    for key, given in (("rules", args.rules or settings.rules), ("dashboard", args.dashboard or settings.dashboard)):
-        found = paths.find(given, root=root)
-        if not found.is_file():
-            raise ConfigurationError(f"--{key} {given}: no such file (looked in {root} and the bundled files)")
-        files[key] = str(found)
-    from reliability.times import parse_duration
-
-    deadline = parse_duration(args.deadline, name="--deadline")
-    if deadline <= 0 or not (0 < args.max_answer_mb < 1e6):
-        raise ConfigurationError("--deadline must be positive and --max-answer-mb between 0 and 1,000,000")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out = check_out_dir(Path(args.out).absolute() if args.out else root / "reports" / f"{args.candidate}-{stamp}",
-                        replace=args.replace)
-    stable_file = Path(args.stable_file).resolve() if args.stable_file else root / paths.LAST_STABLE_NAME
-    stable = args.stable or (stable_file.read_text().strip() if stable_file.exists() else None)
-    os.environ["PROMETHEUS_URL"] = url
-    params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
-              "stable": stable, "selector": selector, "confidence": confidence,
-              "version_label": settings.version_label, "junit": junit, "partial_scope": args.partial_scope,
-              "dependencies": list(args.dependency or settings.dependencies),
-              "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files,
-              "lang": args.lang, **({"build": args.build} if args.build else {})}
-    return params, out, stable_file
-
-
-def cmd_proof(args: argparse.Namespace) -> int:
-    from reliability.report.bundle import produce
-
-    params, out, stable_file = proof_parameters(args)
-    _start(params)
-    bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
-    _print_bundle(bundle)
-    _promote_on_go(args, bundle.verdict, stable_file)
-    return EXIT_CODES[bundle.verdict]
-
-
-def _promote_on_go(args: argparse.Namespace, verdict: str, stable_file: Path) -> None:
-    if args.promote:
-        if verdict == "GO":
-            promote(args.candidate, stable_file)
-            print(f"Promoted: {stable_file} now names {args.candidate}")
-        else:
-            print(f"Not promoted: the verdict is {verdict}, {stable_file} is unchanged")
-
-
-def cmd_watch(args: argparse.Namespace) -> int:
-    from reliability.gate.look_checks import LookChecks
-    from reliability.gate.proof import params_from
-    from reliability.gate.watch import LookLog, looks
-    from reliability.report.bundle import produce
-    from reliability.source import from_env
-    from reliability.times import parse_duration, parse_time
-
-    deadline = parse_time(args.deadline, name="--deadline")
-    interval = parse_duration(args.interval, name="--interval")
-    min_watch = parse_duration(args.min_watch, name="--min-watch")
-    args.end, args.deadline = args.deadline, args.proof_deadline  # the final proof's window and time bound
-    if not args.out:  # the same command finds the same folder and state again after a restart
-        start = parse_time(args.start, name="--start")
-        args.out = str(paths.repo(args.repo) / "reports" / f"{args.candidate}-watch-{start:%Y%m%dT%H%M%SZ}")
-    params, out, stable_file = proof_parameters(args)
-    p = params_from(params, root=paths.repo(args.repo))  # the proof's own parameters, its window ending at the deadline
-    client = from_env().scoped(p.service_scope())
-    _say(f"watch: {args.candidate} from {params['start']} until {deadline.isoformat()}, a look every "
-         f"{interval:g} s, no GO before {min_watch:g} s")
-    state = Path(args.state).absolute() if args.state else out.with_name(out.name + ".watch.sqlite")
-    log = LookLog(state, {"candidate": p.candidate, "start": p.start, "selector": p.selector, "interval": interval,
-                          "confidence": p.confidence, "min_watch": min_watch})
-    resumed = len(log.recorded())
-    if resumed:
-        _say(f"watch: resuming from {state} ({resumed} looks recorded)")
-    last = None
-    try:
-        for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch, log=log,
-                          checks=LookChecks(p)):
-            print(last.line(), flush=True)
-    finally:
-        log.close()
-    watched = (last.decision if last is not None else None) or "INCONCLUSIVE"
-    at = last.at if last is not None else deadline
-    after = (at - p.start).total_seconds() / 60
-    print(f"Watch: {watched} at {at:%Y-%m-%d %H:%M} UTC ({after:.0f} min after the start)")
-    if watched == "INCONCLUSIVE" and last is not None:
-        print(f"  {missing_evidence(last, p.start, p.threshold, min_watch)}")
-    params["end"] = at.isoformat()
-    _start(params)
-    bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
-    _print_bundle(bundle)
-    # Both must agree to deploy: the watch proves R anytime-validly, the proof every other required check.
-    order = {"NO-GO": 0, "INCONCLUSIVE": 1, "GO": 2}
-    final = min(watched, bundle.verdict, key=order.__getitem__)
-    print(f"Decision: {final} (watch {watched}, proof {bundle.verdict})")
-    _promote_on_go(args, final, stable_file)
-    return EXIT_CODES[final]
-
-
-def promote(version: str, target: Path) -> None:
-    """Write the candidate into the stable-version file atomically (rename over the old file)."""
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(version + "\n")
-    os.replace(tmp, target)
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from reliability.report.bundle import rerender
-
-    src = Path(args.dir).resolve()
-    bundle = rerender(src, Path(args.out).resolve() if args.out else src / "rerendered", progress=_say)
-    _print_bundle(bundle)
-    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -303,9 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and reports/ to use (default: the current directory)")
 
     p = subcommand(sub, "demo", parents=[repo], summary="run the proof on the bundled history (embedded Prometheus)")
-    p.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="all", help="which scenario (default: all)")
+    p.add_argument("--scenario", choices=[*gate.SCENARIOS, "all"], default="all", help="which scenario (default: all)")
     p.add_argument("--out", help="parent directory of the reports (default: reports/)")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=gate.cmd_demo)
 
     p = subcommand(sub, "proof", parents=[repo], summary="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")
     p.add_argument("--start", required=True, help="ISO 8601 (2025-10-26T09:00:00Z) or now-24h")
@@ -313,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline", default="15m", help="the whole proof's time bound; past it, the rest is "
                                                      "INCONCLUSIVE (default 15m)")
     proof_options(p)
-    p.set_defaults(func=cmd_proof)
+    p.set_defaults(func=gate.cmd_proof)
 
     p = subcommand(sub, "watch", parents=[repo], summary="watch a canary until it is proven, looking every "
                     "interval: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE at the deadline")
@@ -326,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", help="the looks so far, kept across restarts (default: <out>.watch.sqlite); run "
                                    "the same command again to resume")
     proof_options(p)
-    p.set_defaults(func=cmd_watch)
+    p.set_defaults(func=gate.cmd_watch)
 
     p = subcommand(sub, "verify", summary="check a bundle's files (and signature) against its evidence.intoto.json: "
                                       "exit 0 verified, 1 not")
@@ -337,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = subcommand(sub, "render", summary="re-create a report's HTML and PDF from its query snapshot, offline")
     p.add_argument("dir", help="a directory written by `reliability proof` or `demo`")
     p.add_argument("--out", help="default: DIR/rerendered/")
-    p.set_defaults(func=cmd_render)
+    p.set_defaults(func=gate.cmd_render)
 
     p = subcommand(sub, "prometheus", summary="serve the bundled history on 127.0.0.1 until Ctrl-C")
     p.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one, printed)")
@@ -365,8 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global _STARTED
-    _STARTED = time.monotonic()
+    gate.restart_clock()
     parser = build_parser()
     args = parser.parse_args(argv)
     from reliability.report.bundle import ReportError
@@ -383,12 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reliability: error: {exc}", file=sys.stderr)
         return EXIT_CODES["INCONCLUSIVE"]
     except KeyboardInterrupt:
+        # What was made is already set aside (<out>.incomplete/) and every child stopped on the way
+        # out. Exit now: a proof's section threads interrupted mid-import can wait forever on an
+        # import lock, and the interpreter would join them at exit.
         print("reliability: interrupted", file=sys.stderr, flush=True)
-        # The interrupted kernel client's tasks can report themselves as the interpreter exits;
-        # after the one line above there is nothing left worth saying.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        return 130
+        sys.stdout.flush()
+        os._exit(130)
     except Exception as exc:  # a bug must never look like NO-GO (1)
         if os.environ.get("RELIABILITY_DEBUG"):
             raise
