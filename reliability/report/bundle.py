@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from reliability import paths
-from reliability.errors import ConfigurationError, ReliabilityError
+from reliability.errors import ConfigurationError
+from reliability.report import incomplete
+from reliability.report.incomplete import ReportError
 
 FILES = ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz", "evidence.intoto.json")
 INPUTS = "inputs"  # the notebook, rule file, dashboard and JUnit files the proof ran with, as run
@@ -42,10 +44,6 @@ class Bundle:
         return [self.out / f for f in FILES if (self.out / f).exists()]
 
 
-class ReportError(ReliabilityError):
-    """The proof notebook failed to run (a bug or a broken environment, not a verdict)."""
-
-
 def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PROOF_NOTEBOOK,
             progress: Callable[[str], None] | None = None, snapshot: bool = True,
             cwd: Path | None = None) -> Bundle:
@@ -60,12 +58,17 @@ def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PRO
     out = Path(out).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    incomplete.RUNNING[staging] = out
     try:
         bundle = _produce(parameters, staging, notebook=notebook, progress=progress, snapshot=snapshot,
                           cwd=cwd or paths.repo())
+        if incomplete.interrupted.is_set():  # a Ctrl-C a library swallowed: nothing finished may appear
+            raise KeyboardInterrupt
     except BaseException as exc:
-        _abandon(staging, out, exc)
+        incomplete.abandon(staging, out, exc)
         raise
+    finally:
+        incomplete.RUNNING.pop(staging, None)
     out.mkdir(exist_ok=True)
     if (staging / INPUTS).is_dir():
         shutil.rmtree(out / INPUTS, ignore_errors=True)
@@ -75,18 +78,6 @@ def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PRO
             os.replace(staging / name, out / name)
     shutil.rmtree(staging, ignore_errors=True)
     return Bundle(out, bundle.evidence, bundle.timings)
-
-
-def _abandon(staging: Path, out: Path, exc: BaseException) -> None:
-    """Keep what a failed run made, under a name that says it is not a report."""
-    failed = out.with_name(out.name + ".incomplete")
-    shutil.rmtree(failed, ignore_errors=True)
-    (staging / "evidence.json").unlink(missing_ok=True)
-    why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-    (staging / "INCOMPLETE.txt").write_text(f"This run did not finish, so this is not a report.\n{why}\n")
-    os.replace(staging, failed)
-    if isinstance(exc, ReportError):
-        exc.args = (f"{exc.args[0]}; what it made is in {failed}",)
 
 
 @contextlib.contextmanager

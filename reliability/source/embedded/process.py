@@ -158,21 +158,22 @@ def wait_ready(child: Child, *, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def terminate(child: Child, *, grace: float = 5.0) -> None:
-    """Stop the child's process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
-    popen = child.popen
-    if popen.poll() is not None:
-        return
-    # start_new_session made the child a group leader; the group outlives a dead leader
+def terminate(*children: Child, grace: float = 5.0) -> None:
+    """Stop the children's process groups together: SIGTERM, then SIGKILL after ``grace`` seconds.
+
+    Together, so stopping two servers takes as long as the slower one, not the sum.
+    """
+    # start_new_session made each child a group leader; the group outlives a dead leader
     # only if it forked, which these servers do not, so signalling the group is safe.
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, sig)
-        try:
-            popen.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        running = [c.popen for c in children if c.popen.poll() is None]
+        for popen in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, sig)
+        until = time.monotonic() + wait
+        for popen in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=max(0.0, until - time.monotonic()))
 
 
 def temporary_dir(prefix: str) -> Path:

@@ -175,9 +175,7 @@ class EmbeddedPrometheus:
 
     def stop(self) -> None:
         """Stop both servers (SIGTERM, then SIGKILL) and delete the temporary directory."""
-        for child in (self._prometheus, self._alertmanager):
-            if child is not None:
-                terminate(child)
+        terminate(*(c for c in (self._prometheus, self._alertmanager) if c is not None))
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._tmp = None
