@@ -6,6 +6,7 @@ line win over the file. Credentials never go here: they come from the environmen
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from reliability import paths
 from reliability.errors import ConfigurationError
 from reliability.gate.params import DEFAULT_DEPENDENCIES  # the directive's four, as breaker names
+from reliability.source.sli import Sli, resolve
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,13 +29,21 @@ class Settings:
 
     job: str = ""
     selector: str = ""
-    version_label: str = "version"
+    sli_table: Mapping[str, Any] = field(default_factory=dict)  # [sli]: a preset and its overrides
     rules: str = "monitoring/alerts.yml"
     dashboard: str = "monitoring/grafana-dashboard.json"
     junit: tuple[str, ...] = ()
     confidence: float = 0.95
     dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES
     source: str = field(default="", compare=False)  # the file these came from, for messages
+    notes: tuple[str, ...] = field(default=(), compare=False)  # deprecations to tell the user
+
+    def sli(self, preset: str | None = None) -> Sli:
+        """The SLI the settings name (``--sli PRESET`` replaces the preset, the table's overrides stay)."""
+        table = self.sli_table
+        if preset is not None and table.get("preset", "seed") != preset:
+            table = {}  # another preset's overrides do not apply to this one
+        return resolve(table, preset=preset, where=f"{self.source or 'the settings'} [sli]")
 
     @property
     def scope(self) -> str:
@@ -45,7 +55,7 @@ class Settings:
         return matcher("job", self.job) if self.job else ""
 
 
-_KEYS = {f.name for f in fields(Settings)} - {"source"}
+_KEYS = {f.name for f in fields(Settings)} - {"source", "notes", "sli_table"} | {"sli", "version_label"}
 
 
 def load(root: str | Path | None = None) -> Settings:
@@ -73,7 +83,22 @@ def _settings(table: dict[str, Any], path: Path) -> Settings:
     if unknown:
         raise ConfigurationError(f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
     values: dict[str, Any] = {}
+    notes = []
+    sli = table.get("sli", {})
+    if not isinstance(sli, dict):
+        raise ConfigurationError(f"{path}: sli must be a table ([sli] with preset = \"otel\", ...)")
+    sli = dict(sli)
+    if "version_label" in table:  # its place before [sli]
+        if "version_label" in sli:
+            notes.append(f"{path}: the top-level version_label is ignored: [sli] version_label wins; remove it")
+        else:
+            sli["version_label"] = table["version_label"]
+            notes.append(f"{path}: version_label belongs in [sli] now; move it there (it is read from the top "
+                         "level for now)")
+    resolve(sli, where=f"{path} [sli]")  # a bad table is a usage error now, before any work
     for key, value in table.items():
+        if key in ("sli", "version_label"):
+            continue
         if key in ("junit", "dependencies"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigurationError(f"{path}: {key} must be a list of strings")
@@ -85,4 +110,4 @@ def _settings(table: dict[str, Any], path: Path) -> Settings:
         elif not isinstance(value, str):
             raise ConfigurationError(f"{path}: {key} must be a string")
         values[key] = value
-    return Settings(**values, source=str(path))
+    return Settings(**values, sli_table=sli, source=str(path), notes=tuple(notes))

@@ -65,3 +65,23 @@ def test_the_stack_leaves_nothing_running(figures: dict, tmp_path: Path) -> None
 
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "live/backend.py" not in out
+
+
+@pytest.fixture(scope="module", params=["otel", "haproxy"])
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The healthy and failing phases again, the requests counted by a real exporter: the backend
+    with the OpenTelemetry SDK and its Prometheus exporter, or HAProxy 2.6 in front of it."""
+    from live.scenario import run_scenario
+
+    return run_scenario(tmp_path_factory.mktemp(request.param), factor=15.0, exporter=request.param, gone=False)
+
+
+def test_a_real_exporter_s_counts_match_the_log_and_the_verdicts_are_right(exported: dict) -> None:
+    h, f = exported["healthy"], exported["failing"]
+    assert h["verdict"] == "GO", (exported["exporter"], h["reasons"])
+    (logged, logged_5xx), (requests, errors) = h["logged"], h["proof"]
+    assert logged > 100
+    assert abs(requests - logged) <= h["allowed"], (exported["exporter"], requests, logged, h["allowed"])
+    assert abs(errors - logged_5xx) <= max(1.0, h["allowed"] * logged_5xx / logged)
+    assert f["verdict"] == "NO-GO", f["reasons"]
+    assert any(r.startswith("R > 0.98") for r in f["reasons"]), f["reasons"]

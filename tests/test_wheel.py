@@ -115,3 +115,44 @@ def test_a_broken_environment_is_exit_4_and_leaves_no_report(installed: Path, tm
     assert not (tmp_path / "evidence").exists()
     assert (tmp_path / "evidence.incomplete" / "INCOMPLETE.txt").exists()
     assert not (tmp_path / "evidence.incomplete" / "evidence.json").exists()
+
+
+def test_a_backend_in_another_convention_adopts_the_gate_from_its_own_directory(installed: Path,
+                                                                             tmp_path: Path) -> None:
+    """As a team with an OpenTelemetry backend would: init in its names, the settings' [sli], no flags."""
+    import sli_histories as h
+
+    from reliability.source.sli import PRESETS
+
+    r = reliability(installed, "init", "--job", h.JOB, "--sli", "otel", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'preset = "otel"' in (tmp_path / "reliability.toml").read_text()
+    truth = h.write(PRESETS["otel"], tmp_path / "history.om")
+    assert truth["requests"] > 0
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    with subprocess.Popen([str(installed / "reliability"), "prometheus", "--data", "history.om"], cwd=tmp_path,
+                          env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as server:
+        assert server.stdout is not None
+        url = next(line.split("=", 1)[1].strip() for line in server.stdout if "export PROMETHEUS_URL=" in line)
+        try:
+            found = reliability(installed, "sli", "--prometheus-url", url, cwd=tmp_path)
+            assert found.returncode == 0 and "== otel: http_server_request_duration_seconds_count" in found.stdout
+            env = {"PROMETHEUS_URL": url}
+            window = ["--start", h.WINDOW[0].isoformat(), "--end", h.WINDOW[1].isoformat()]
+            junit = str(CHECKOUT / "data" / "junit" / "v1.9.1.xml")
+            go = reliability(installed, "proof", *window, "--candidate", h.CANDIDATE, "--stable", h.STABLE,
+                             "--junit", junit, "--out", "ev", cwd=tmp_path, env=env)
+            assert go.returncode == 0, go.stdout + go.stderr
+            ev = json.loads((tmp_path / "ev" / "evidence.json").read_text())
+            assert ev["reliability"]["sli"]["preset"] == "otel"
+            assert ev["reliability"]["requests"] == pytest.approx(truth["requests"], rel=0.02)
+            nogo = reliability(installed, "watch", "--candidate", h.FAILING, "--stable", h.STABLE, "--start",
+                               h.WINDOW[0].isoformat(), "--deadline", h.WINDOW[1].isoformat(), "--junit", junit,
+                               "--out", "watched", cwd=tmp_path, env=env)
+            assert nogo.returncode == 1 and "Watch: NO-GO" in nogo.stdout, nogo.stdout + nogo.stderr
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+    rules = subprocess.run(["promtool", "test", "rules", "alerts_test.yml"], cwd=tmp_path / "monitoring",
+                           capture_output=True, text=True, timeout=120)
+    assert rules.returncode == 0, rules.stdout + rules.stderr

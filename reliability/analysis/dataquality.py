@@ -13,6 +13,7 @@ import pandas as pd
 from reliability.source.frames import utc
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration
+from reliability.source.sli import SEED, Sli
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,9 @@ def counter_resets(frame: pd.DataFrame, *, step: float) -> pd.DataFrame:
 
 
 def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 30.0,
-              metric: str = "http_requests_total") -> DataQuality:
-    """Run the data-quality checks over the window with a handful of aggregated queries."""
+              sli: Sli = SEED) -> DataQuality:
+    """Run the data-quality checks over the window with a handful of aggregated queries (on the SLI's counter)."""
+    metric = sli.selector()
     start, end = utc(start), utc(end)
     rng = format_duration((end - start).total_seconds())
     up = client.query_range("min by (instance) (up)", start, end, step)
@@ -104,11 +106,11 @@ def preflight(client: PrometheusClient, start: datetime, end: datetime, *, step:
                                        "count": missing, "detail": f"{missing} series reset in the window, not "
                                        f"located to a step (across a gap in their samples longer than "
                                        f"{format_duration(lookback)}, or a shorter window); increase() compensates"}]))
-    impossible = client.query(
-        f'sum(increase({metric}{{status=~"5.."}}[{rng}])) > sum(increase({metric}[{rng}]))', end)
+    impossible = client.query(f'{sli.counted("increase", rng, errors=True)} > {sli.counted("increase", rng)}', end)
     if not impossible.empty:
         rows.append(pd.DataFrame([{"kind": "impossible values", "instance": "", "start": start, "end": end,
-                                   "detail": "more 5xx than requests: the exporter is broken"}]))
+                                   "detail": f"more failures than requests in {sli.requests}: the exporter "
+                                             "is broken"}]))
     down = client.query("up == 0", end)
     if not down.empty:
         rows.append(pd.DataFrame([{"kind": "target down at end", "instance": r.get("instance", ""),

@@ -1,8 +1,9 @@
-"""Measuring R = 1 - 5xx/requests from Prometheus, with the aggregation done in PromQL.
+"""Measuring R = 1 - failures/requests from Prometheus, with the aggregation done in PromQL.
 
-Totals use ``increase()`` over the whole window evaluated at its end, so counter
-resets are handled by Prometheus; the R time series uses the seed alert's own
-expression. Nothing here turns "no traffic" into R = 1: absent data stays absent.
+Which counter and labels are read is the SLI's (:mod:`reliability.source.sli`), passed in; the
+queries are its. Totals use ``increase()`` over the whole window evaluated at its end, so counter
+resets are handled by Prometheus; the R time series uses the seed alert's own expression.
+Nothing here turns "no traffic" into R = 1: absent data stays absent.
 """
 from __future__ import annotations
 
@@ -18,21 +19,19 @@ from reliability.errors import ConfigurationError, NoDataError
 from reliability.source.frames import utc
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration, matcher, parse_selector
+from reliability.source.sli import SEED, Sli
 
-METRIC = "http_requests_total"
-FIVE_XX = matcher("status", "5..", "=~")
+Selector = str | Sequence[str] | None
 
 
-def _by(by: Sequence[str]) -> str:
+def _by(by: Sequence[str]) -> list[str]:
     for label in by:
         matcher(label, "")  # validates the label name
-    return f" by ({', '.join(by)})" if by else ""
+    return list(by)
 
 
-def _sel(selector: str | Sequence[str] | None, *extra: str) -> str:
-    matchers = parse_selector(selector) if isinstance(selector, str) or selector is None else list(selector)
-    parts = [*matchers, *extra]
-    return f"{METRIC}{{{','.join(parts)}}}" if parts else METRIC
+def _matchers(selector: Selector) -> list[str]:
+    return parse_selector(selector) if isinstance(selector, str) or selector is None else list(selector)
 
 
 def window_seconds(start: datetime, end: datetime) -> float:
@@ -43,29 +42,29 @@ def window_seconds(start: datetime, end: datetime) -> float:
     return seconds
 
 
-def totals_queries(start: datetime, end: datetime, *, selector: str | Sequence[str] | None = None,
-                   by: Sequence[str] = ()) -> tuple[str, str]:
-    """The two PromQL expressions for requests and 5xx over [start, end], evaluated at end."""
-    rng = format_duration(window_seconds(start, end))
-    grp = _by(by)
-    return (
-        f"sum{grp} (increase({_sel(selector)}[{rng}]))",
-        f"sum{grp} (increase({_sel(selector, FIVE_XX)}[{rng}]))",
-    )
+def totals_queries(start: datetime, end: datetime, *, sli: Sli = SEED, selector: Selector = None,
+                   version: str | None = None, by: Sequence[str] = ()) -> tuple[str, str]:
+    """The two PromQL expressions for requests and failures over [start, end], evaluated at end."""
+    seconds, m, grp = window_seconds(start, end), _matchers(selector), _by(by)
+    return (sli.total(seconds, matchers=m, version=version, by=grp),
+            sli.total(seconds, matchers=m, errors=True, version=version, by=grp))
 
 
-def totals(client: PrometheusClient, start: datetime, end: datetime, *,
-           selector: str | Sequence[str] | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
-    """Requests and 5xx per group over the window: columns ``*by, requests, errors``.
+def totals(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli = SEED,
+           selector: Selector = None, version: str | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Requests and failures per group over the window: columns ``*by, requests, errors``.
 
     Raises :class:`NoDataError` when the window holds no requests at all. A group with
-    requests but no 5xx series has 0 errors (it served no 5xx), which is not masking.
+    requests but no failure series has 0 errors (it served no 5xx), which is not masking.
     """
-    q_all, q_err = totals_queries(start, end, selector=selector, by=by)
-    at = utc(end)
-    n = client.query(q_all, at)
-    e = client.query(q_err, at)
     keys = list(by)
+    if sli.joins(version, by):
+        n, e = _joined_totals(client, start, end, sli=sli, selector=selector, version=version, by=keys)
+    else:
+        q_all, q_err = totals_queries(start, end, sli=sli, selector=selector, version=version, by=by)
+        at = utc(end)
+        n = client.query(q_all, at)
+        e = client.query(q_err, at)
     for frame in (n, e):  # an empty answer (no 5xx at all: the best case) has no label columns
         for k in keys:
             if k not in frame:
@@ -77,20 +76,41 @@ def totals(client: PrometheusClient, start: datetime, end: datetime, *,
         if len(values) and (~values.apply(math.isfinite) | (values < 0)).any():
             raise NoDataError(f"Prometheus answered {name} counts that are not finite non-negative numbers "
                               f"({', '.join(map(str, values[~values.apply(math.isfinite) | (values < 0)].head(3)))}): "
-                              "the series break the metric contract (monitoring/METRICS.md); check the exporter")
+                              f"the series break the metric contract of {sli.requests}; check the exporter")
     frame = n.merge(e, on=keys, how="left") if keys else n.assign(errors=e["errors"].sum() if len(e) else 0.0)
     frame["errors"] = frame["errors"].fillna(0.0)
     frame = frame[frame["requests"] > 0].reset_index(drop=True)
     if frame.empty:
+        who = f" of {sli.version_label}={version!r}" if version is not None else ""
         raise NoDataError(
-            f"no requests in {_sel(selector)} between {start.isoformat()} and {end.isoformat()}: "
-            "no traffic, or the selector matches nothing; R cannot be proven from no data"
+            f"no requests in {sli.selector(_matchers(selector), version=version)}{who} between "
+            f"{start.isoformat()} and {end.isoformat()}: no traffic, or the selector matches nothing "
+            f"(the SLI is {sli.preset}: `reliability sli` shows what the server has); R cannot be proven from no data"
         )
     return frame
 
 
-def first_seen(client: PrometheusClient, start: datetime, end: datetime, *,
-               selector: str | Sequence[str] | None = None) -> datetime | None:
+def _joined_totals(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli, selector: Selector,
+                   version: str | None, by: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Requests and failures of a version joined from an info metric: the window cut into steps of
+    about a minute that tile it exactly, each step's increase joined to the version of its time,
+    the steps added up (two range queries; a version that moved between instances is counted
+    where it ran, to the step)."""
+    seconds = window_seconds(start, end)
+    step = seconds / max(1, math.ceil(seconds / 60.0))
+    rng, m = format_duration(step), _matchers(selector)
+    first = utc(start) + pd.Timedelta(seconds=step)
+    out = []
+    for errors in (False, True):
+        frame = client.query_range(sli.counted("increase", rng, matchers=m, errors=errors, version=version, by=by),
+                                   first, utc(end), step)
+        out.append(frame.groupby(by, as_index=False)["value"].sum() if by and len(frame) else
+                   pd.DataFrame({"value": [float(frame["value"].sum())]} if len(frame) else {"value": []}))
+    return out[0], out[1]
+
+
+def first_seen(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli = SEED,
+               selector: Selector = None) -> datetime | None:
     """When the service's requests first appear in [start, end] (to about 1/720 of it), or None.
 
     A budget "over the last 30 days" of a service monitored for a week covers a week; this says so.
@@ -98,39 +118,39 @@ def first_seen(client: PrometheusClient, start: datetime, end: datetime, *,
     """
     seconds = window_seconds(start, end)
     resolution = format_duration(max(60.0, math.ceil(seconds / 720 / 60) * 60))
-    q = f"min_over_time(timestamp(sum({_sel(selector)}))[{format_duration(seconds)}:{resolution}])"
+    q = f"min_over_time(timestamp(sum({sli.selector(_matchers(selector))}))[{format_duration(seconds)}:{resolution}])"
     frame = client.query(q, utc(end))
     if frame.empty or not math.isfinite(float(frame["value"].iloc[0])):
         return None
     return pd.Timestamp(float(frame["value"].iloc[0]), unit="s", tz="UTC").to_pydatetime()
 
 
-def ratio_query(*, selector: str | Sequence[str] | None = None, by: Sequence[str] = (), rate_window: str = "5m") -> str:
+def ratio_query(*, sli: Sli = SEED, selector: Selector = None, version: str | None = None, by: Sequence[str] = (),
+                rate_window: str = "5m") -> str:
     """The seed alert's 5xx ratio, optionally per group; a group with traffic but no 5xx is 0."""
-    grp = _by(by)
-    err = f"sum{grp} (rate({_sel(selector, FIVE_XX)}[{rate_window}]))"
-    all_ = f"sum{grp} (rate({_sel(selector)}[{rate_window}]))"
-    # `or (all * 0)` fills 0 only where there is traffic; no traffic stays absent.
-    return f"({err} or ({all_} * 0)) / {all_}"
+    return sli.ratio(rate_window, matchers=_matchers(selector), version=version, by=_by(by))
 
 
-def ratio_series(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 60.0,
-                 selector: str | Sequence[str] | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
+def ratio_series(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 60.0, sli: Sli = SEED,
+                 selector: Selector = None, version: str | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
     """The 5-minute 5xx ratio over time (columns ``*by, time, value``), as the alert sees it."""
-    return client.query_range(ratio_query(selector=selector, by=by), utc(start), utc(end), step)
+    return client.query_range(ratio_query(sli=sli, selector=selector, version=version, by=by), utc(start), utc(end),
+                              step)
 
 
 def bucket_counts(client: PrometheusClient, start: datetime, end: datetime, *, bucket: float = 300.0,
-                  selector: str | Sequence[str] | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
-    """Requests and 5xx per bucket (columns ``*by, time, requests, errors``) for the dispersion estimate."""
+                  sli: Sli = SEED, selector: Selector = None, version: str | None = None,
+                  by: Sequence[str] = ()) -> pd.DataFrame:
+    """Requests and failures per bucket (columns ``*by, time, requests, errors``) for the dispersion estimate."""
     rng = format_duration(bucket)
     first = utc(start) + pd.Timedelta(seconds=bucket)
-    keys = list(by)
+    keys = _by(by)
     if first > utc(end):
         return pd.DataFrame({**{k: [] for k in keys}, "time": [], "requests": [], "errors": []})
-    grp = _by(by)
-    n = client.query_range(f"sum{grp} (increase({_sel(selector)}[{rng}]))", first, utc(end), bucket)
-    e = client.query_range(f"sum{grp} (increase({_sel(selector, FIVE_XX)}[{rng}]))", first, utc(end), bucket)
+    m = _matchers(selector)
+    n = client.query_range(sli.counted("increase", rng, matchers=m, version=version, by=keys), first, utc(end), bucket)
+    e = client.query_range(sli.counted("increase", rng, matchers=m, errors=True, version=version, by=keys),
+                           first, utc(end), bucket)
     for frame in (n, e):
         for k in keys:
             if k not in frame:
@@ -141,14 +161,15 @@ def bucket_counts(client: PrometheusClient, start: datetime, end: datetime, *, b
     return frame
 
 
-def step_counts(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 60.0,
-                selector: str | Sequence[str] | None = None, by: Sequence[str] = (),
+def step_counts(client: PrometheusClient, start: datetime, end: datetime, *, step: float = 60.0, sli: Sli = SEED,
+                selector: Selector = None, version: str | None = None, by: Sequence[str] = (),
                 scrape_interval: float = 0.0) -> pd.DataFrame:
-    """Requests and 5xx per query step, what :func:`~reliability.analysis.stats.bound_r_buckets` takes.
+    """Requests and failures per query step, what :func:`~reliability.analysis.stats.bound_r_buckets` takes.
 
     The step is at least two scrape intervals, so every ``increase()`` sees two samples or more.
     """
-    return bucket_counts(client, start, end, bucket=max(step, 2 * scrape_interval), selector=selector, by=by)
+    return bucket_counts(client, start, end, bucket=max(step, 2 * scrape_interval), sli=sli, selector=selector,
+                         version=version, by=by)
 
 
 def clustering_by(steps: pd.DataFrame, by: Sequence[str], *, confidence: float = 0.95) -> dict[object, Any]:
@@ -217,19 +238,19 @@ def ratio_profile(series: pd.DataFrame, *, threshold: float = 0.02, step: float 
 BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 
-def burn_ratio_query(*, selector: str | Sequence[str] | None = None, windows: Sequence[str] = BURN_WINDOWS) -> str:
+def burn_ratio_query(*, sli: Sli = SEED, selector: Selector = None, windows: Sequence[str] = BURN_WINDOWS) -> str:
     """One query for the 5xx ratio over every burn-rate window, labelled ``window``."""
+    m = _matchers(selector)
     parts = []
-    for w in windows:
-        ratio = (f"sum(increase({_sel(selector, FIVE_XX)}[{w}])) / sum(increase({_sel(selector)}[{w}]))"
-                 if w else "")
-        parts.append(f'label_replace(({ratio}), "window", "{w}", "", "")')
+    for w in windows:  # no failure series at all is a ratio of 0 where there is traffic, not a missing one
+        err, all_ = sli.counted("increase", w, matchers=m, errors=True), sli.counted("increase", w, matchers=m)
+        parts.append(f'label_replace((({err} or ({all_} * 0)) / {all_}), "window", "{w}", "", "")')
     return " or ".join(parts)
 
 
-def burn_ratios(client: PrometheusClient, at: datetime, *, selector: str | Sequence[str] | None = None,
+def burn_ratios(client: PrometheusClient, at: datetime, *, sli: Sli = SEED, selector: Selector = None,
                 windows: Sequence[str] = BURN_WINDOWS) -> dict[str, float | None]:
     """5xx ratio per window ending at ``at``; a window without traffic maps to None, not 0."""
-    frame = client.query(burn_ratio_query(selector=selector, windows=windows), utc(at))
+    frame = client.query(burn_ratio_query(sli=sli, selector=selector, windows=windows), utc(at))
     got = dict(zip(frame.get("window", []), frame.get("value", []), strict=True)) if len(frame) else {}
     return {w: (float(got[w]) if w in got else None) for w in windows}

@@ -123,11 +123,12 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     from reliability.gate.params import ProofParams
     from reliability.source.prom import PrometheusClient
 
-    # The URL (scheme, host, no credentials in it) and an https server's trust are checked before any work.
-    PrometheusClient(url).check_tls()
-    ProofParams(start=start, end=end, candidate=args.candidate, selector=selector, confidence=confidence,
-                version_label=settings.version_label, partial_scope=args.partial_scope,
-                dependencies=tuple(args.dependency or settings.dependencies))
+    for note in settings.notes:
+        print(f"reliability: warning: {note}", file=sys.stderr)
+    sli = settings.sli(args.sli)
+    params = ProofParams(start=start, end=end, candidate=args.candidate, selector=selector, confidence=confidence,
+                         sli=sli, partial_scope=args.partial_scope,
+                         dependencies=tuple(args.dependency or settings.dependencies))
     for j in args.junit:
         if not Path(j).is_file():
             raise ConfigurationError(f"--junit {j}: no such file")
@@ -144,6 +145,10 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     deadline = parse_duration(args.deadline, name="--deadline")
     if deadline <= 0 or not (0 < args.max_answer_mb < 1e6):
         raise ConfigurationError("--deadline must be positive and --max-answer-mb between 0 and 1,000,000")
+    # The URL (scheme, host, no credentials in it), an https server's trust and the SLI against the
+    # server's history are checked before any work.
+    sli = settled(PrometheusClient(url, retries=0, timeout=10, max_answer_bytes=int(args.max_answer_mb * 2**20)),
+                  sli, params.service_scope())
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = check_out_dir(Path(args.out).absolute() if args.out else root / "reports" / f"{args.candidate}-{stamp}",
                         replace=args.replace)
@@ -152,11 +157,27 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     os.environ["PROMETHEUS_URL"] = url
     params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
               "stable": stable, "selector": selector, "confidence": confidence,
-              "version_label": settings.version_label, "junit": junit, "partial_scope": args.partial_scope,
+              "sli": sli.as_table(), "junit": junit, "partial_scope": args.partial_scope,
               "dependencies": list(args.dependency or settings.dependencies),
               "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files,
               "lang": args.lang, **({"build": args.build} if args.build else {})}
     return params, out, stable_file
+
+
+def settled(client: Any, sli: Any, scope: list[str]) -> Any:
+    """The SLI checked on the server for the service (:func:`reliability.source.sli_check.settle`).
+
+    An https server that refuses the trust, or a server whose history contradicts the SLI, is a
+    usage error; a server that does not answer is left to the proof, which says INCONCLUSIVE.
+    """
+    from reliability.errors import PrometheusError
+    from reliability.source.sli_check import settle
+
+    client.check_tls()
+    try:
+        return settle(sli, client.scoped(scope))
+    except PrometheusError:
+        return sli
 
 
 def cmd_proof(args: argparse.Namespace) -> int:

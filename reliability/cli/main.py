@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 
 from reliability.cli import gate
-from reliability.cli.options import EXITS, proof_options, subcommand
+from reliability.cli.options import EXITS, proof_options, sli_option, subcommand
 from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
 from reliability.gate.verdict import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE
+
+_SAID = threading.Event()  # the one line was printed
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -43,20 +46,74 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigurationError("no Prometheus: pass --prometheus-url or set PROMETHEUS_URL")
     if args.prometheus_url:
         os.environ["PROMETHEUS_URL"] = args.prometheus_url
+    from reliability import config, paths
     from reliability.source.prom import PrometheusClient
+    from reliability.source.promql import parse_selector
 
-    PrometheusClient(os.environ["PROMETHEUS_URL"]).check_tls()
-    if args.selector:
-        from reliability.source.promql import parse_selector
+    settings = config.load(paths.repo(args.repo))
+    selector = args.selector if args.selector is not None else settings.scope
+    scope = parse_selector(selector)  # a bad default selector is a usage error now, not on every call
+    sli = gate.settled(PrometheusClient(os.environ["PROMETHEUS_URL"], retries=0), settings.sli(args.sli), scope)
+    return serve.serve(host=args.host, port=args.port, selector=selector, sli=sli)
 
-        parse_selector(args.selector)  # a bad default selector is a usage error now, not on every call
-    return serve.serve(host=args.host, port=args.port, selector=args.selector or "")
+
+def cmd_sli(args: argparse.Namespace) -> int:
+    from reliability.source.sli import PRESETS
+
+    if not args.prometheus_url:
+        for name, s in PRESETS.items():
+            print(f"{name:14} {s.describe().rsplit(' [', 1)[0]}\n{'':14} {s.note}")
+        print("\nChoose one in reliability.toml ([sli] preset = \"otel\") or with --sli; "
+              "`reliability sli --prometheus-url URL` finds which ones a server has.")
+        return 0
+    from reliability.source.prom import PrometheusClient
+    from reliability.source.sli_check import detect
+
+    client = PrometheusClient(args.prometheus_url, retries=1, timeout=15)
+    client.check_tls()
+    found = detect(client)
+    if not found:
+        print(f"{args.prometheus_url} has none of the conventions `reliability sli` lists: write [sli] requests, "
+              "code_label, errors and version_label yourself")
+        return 3
+    for f in found:
+        print(f"== {f.preset}: {f.sli.requests} ({len(f.jobs)} job(s): {', '.join(f.jobs[:8])}; "
+              f"{f.sli.version_label}: {', '.join(f.versions[:8]) or 'none seen'}; "
+              f"{f.sli.code_label}: {', '.join(f.codes[:8])})")
+        print(f.table(f.jobs[0] if len(f.jobs) == 1 else None) + "\n")
+    return 0
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    from reliability import config, paths
+    from reliability.cli import rules
+    from reliability.source.promql import parse_selector
+
+    root = paths.repo(args.repo)
+    settings = config.load(root)
+    selector = args.selector or (f'job="{args.job}"' if args.job else settings.scope)
+    scope = parse_selector(selector)
+    rules.equalities(scope)  # names the service, before anything is asked or written
+    sli = settings.sli(args.sli)
+    url = args.prometheus_url or os.environ.get("PROMETHEUS_URL")
+    if url:
+        from reliability.source.prom import PrometheusClient
+
+        sli = gate.settled(PrometheusClient(url, retries=0, timeout=10), sli, scope)
+    out = Path(args.out) if args.out else root / "monitoring"
+    for path in rules.write(out, sli, scope, force=args.force):
+        print(f"  wrote {path}")
+    print(f"Rules for {selector} in {sli.preset}'s names ({sli.requests}). Next: promtool test rules "
+          f"{out / 'alerts_test.yml'}")
+    return 0
 
 
 def cmd_init(args: argparse.Namespace) -> int:
     from reliability.cli import scaffold
+    from reliability.source.sli import resolve
 
     written = scaffold.init(Path(args.dir).resolve(), job=args.job, selector=args.selector, force=args.force,
+                            sli=resolve(preset=args.sli),
                             **({"dependencies": tuple(args.dependency)} if args.dependency else {}))
     for f in written:
         print(f"  wrote {f}")
@@ -125,8 +182,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prometheus-url", help="default: $PROMETHEUS_URL")
     p.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1; 0.0.0.0 for a pod)")
     p.add_argument("--port", type=int, default=8080, help="the port (default 8080)")
-    p.add_argument("--selector", help='the service when a call names none, e.g. job="love-backend"')
+    p.add_argument("--selector", help='the service when a call names none, e.g. job="love-backend" (default: '
+                                      "the settings' job)")
+    p.add_argument("--repo", help="the repository whose reliability.toml to read (default: the current directory)")
+    sli_option(p)
     p.set_defaults(func=cmd_serve)
+
+    p = subcommand(sub, "sli", summary="list the metric conventions (SLI presets); with --prometheus-url, find "
+                                       "which ones a server has data for and print the [sli] table to paste")
+    p.add_argument("--prometheus-url", help="a server to look at (its index only: cheap on any server)")
+    p.set_defaults(func=cmd_sli)
+
+    p = subcommand(sub, "rules", summary="write the directive's 5xx alert, recording and burn-rate rules and "
+                                         "their promtool tests in the service's own metric names")
+    p.add_argument("--selector", help='the service, with = matchers, e.g. job="love-backend" (default: the settings\' '
+                                      "job or selector)")
+    p.add_argument("--job", help="the service's job label, when no selector is given")
+    p.add_argument("--out", help="the directory of alerts.yml and alerts_test.yml (default: monitoring/)")
+    p.add_argument("--repo", help="the repository whose reliability.toml to read (default: the current directory)")
+    p.add_argument("--prometheus-url", help="check the SLI on this server first (default: $PROMETHEUS_URL if set)")
+    p.add_argument("--force", action="store_true", help="overwrite the files if they exist")
+    sli_option(p)
+    p.set_defaults(func=cmd_rules)
 
     p = subcommand(sub, "init", summary="scaffold a backend repository: scoped rules, dashboard, CI, settings")
     p.add_argument("dir", nargs="?", default=".", help="the repository (default: the current directory)")
@@ -136,15 +213,57 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an external service the backend calls, by its breaker label; repeat for each "
                         "(default: db, auth, realtime, storage)")
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
+    sli_option(p)
     p.set_defaults(func=cmd_init)
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C: unwind as usual (KeyboardInterrupt), and force the exit if that has not ended the run
+    in :data:`GRACE` seconds (a library that swallows the exception, threads held by an import lock).
+    A second Ctrl-C forces it at once."""
+    from reliability.report import incomplete  # imported before the handler was installed: no import lock here
+
+    if incomplete.interrupted.is_set():
+        _forced_exit()
+    incomplete.interrupted.set()
+    timer = threading.Timer(GRACE, _forced_exit)
+    timer.daemon = True
+    timer.start()
+    raise KeyboardInterrupt
+
+
+GRACE = 10.0
+
+
+def _forced_exit() -> None:
+    """Set aside what the run made, say the one line, and end the process (its children die with it)."""
+    from reliability.report import incomplete
+
+    incomplete.abandon_running()
+    _interrupted_exit()
+
+
+def _interrupted_exit() -> None:
+    # Every child is stopped on the way out or dies with this process (PR_SET_PDEATHSIG); exit now,
+    # without joining threads an interrupted import can hold forever.
+    if not _SAID.is_set():
+        _SAID.set()
+        print("reliability: interrupted", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     gate.restart_clock()
     parser = build_parser()
     args = parser.parse_args(argv)
-    from reliability.report.bundle import ReportError
+    from reliability.report.incomplete import ReportError
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt)
 
     try:
         return int(args.func(args))
@@ -158,12 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reliability: error: {exc}", file=sys.stderr)
         return EXIT_CODES["INCONCLUSIVE"]
     except KeyboardInterrupt:
-        # What was made is already set aside (<out>.incomplete/) and every child stopped on the way
-        # out. Exit now: a proof's section threads interrupted mid-import can wait forever on an
-        # import lock, and the interpreter would join them at exit.
-        print("reliability: interrupted", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)
+        _interrupted_exit()  # what was made is already set aside (<out>.incomplete/)
+        return 130
     except Exception as exc:  # a bug must never look like NO-GO (1)
         if os.environ.get("RELIABILITY_DEBUG"):
             raise

@@ -27,6 +27,8 @@ EXAMPLES = {
     "init": "example:\n  reliability init ../love-backend --job love-backend",
     "serve": "example:\n  RELIABILITY_SERVE_TOKEN=s3cret reliability serve --port 8080 \\\n"
              "      --selector 'job=\"love-backend\"'",
+    "sli": "example:\n  reliability sli --prometheus-url http://127.0.0.1:9090    # which presets it has data for",
+    "rules": "example:\n  reliability rules --sli otel --selector 'job=\"love-backend\"' --out monitoring",
     "watch": "example:\n  reliability watch --candidate v1.9.1 \\\n"
              "      --start 2025-10-26T09:00:00Z --deadline 2025-10-26T13:00:00Z",
 }
@@ -52,6 +54,7 @@ def proof_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dependency", action="append", metavar="BREAKER",
                    help="an external service the backend calls, by its breaker label; repeat for each (default: "
                         "the settings' dependencies, else db, auth, realtime, storage)")
+    sli_option(p)
     p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
     p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
     p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
@@ -64,6 +67,15 @@ def proof_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--promote", action="store_true",
                    help="on GO only, write the candidate into the stable-version file")
     p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
+
+
+def sli_option(p: argparse.ArgumentParser) -> None:
+    """``--sli PRESET``: which metric convention the requests are read from."""
+    from reliability.source.sli import PRESETS
+
+    p.add_argument("--sli", choices=list(PRESETS), metavar="PRESET",
+                   help=f"the metric convention to read requests from: {', '.join(PRESETS)} (default: the "
+                        "settings' [sli], else seed); `reliability sli` lists them")
 
 
 def missing_evidence(last: Any, start: datetime, threshold: float, min_watch: float) -> str:

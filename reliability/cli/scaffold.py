@@ -17,6 +17,7 @@ from reliability.config import DEFAULT_DEPENDENCIES
 from reliability.errors import ConfigurationError
 from reliability.source.parsed import add_matchers
 from reliability.source.promql import escape_label_value, matcher, parse_selector
+from reliability.source.sli import PRESETS, SEED, Sli
 
 TEMPLATE_JOB = "love-backend"
 # Raw series of the metric contract; recorded series (love:...) carry no job label.
@@ -27,14 +28,19 @@ _EXPR = re.compile(r"^(?P<indent>\s*)expr: (?P<expr>.+)$", re.M)
 
 
 def init(directory: Path, *, job: str, selector: str | None = None, force: bool = False,
-         dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES) -> list[Path]:
-    """Write the scaffold into ``directory``; the written paths. Refuses to overwrite unless ``force``."""
+         dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES, sli: Sli = SEED) -> list[Path]:
+    """Write the scaffold into ``directory``; the written paths. Refuses to overwrite unless ``force``.
+
+    With the seed's SLI the bundled rules and tests are scoped; with any other, the SLI's rules come
+    from ``reliability rules`` and the dashboard reads the SLI's names (:mod:`.sli_dashboard`).
+    """
     if not re.fullmatch(r"[A-Za-z0-9_.:-]+", job or ""):
         raise ConfigurationError(f"--job {job!r}: use the Prometheus job label value (letters, digits, . _ : -)")
     scope = parse_selector(selector) if selector else [matcher("job", job)]
     if not any(m.startswith("job=") for m in scope):
         scope = [matcher("job", job), *scope]
-    files = _render(job, scope, tuple(dependencies))
+    files = _render(job, scope, tuple(dependencies)) if sli.preset == "seed" and sli == SEED else \
+        _render_sli(job, scope, tuple(dependencies), sli)
     targets = {directory / rel: text for rel, text in files.items()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
@@ -63,6 +69,30 @@ def _render(job: str, scope: list[str], dependencies: tuple[str, ...]) -> dict[s
     }
     for test in sorted((src / "tests").glob("*.yml")):
         out[f"monitoring/tests/{test.name}"] = _rename(test.read_text(), job)
+    return out
+
+
+def _render_sli(job: str, scope: list[str], dependencies: tuple[str, ...], sli: Sli) -> dict[str, str]:
+    """The scaffold for a service in another convention: its rules written by ``reliability rules``,
+    the breaker alerts of the bundle beside them, the dashboard in its names."""
+    import yaml
+
+    from reliability.cli import rules
+    from reliability.cli.sli_dashboard import rewrite
+
+    alerts, tests = rules.render(sli, scope)
+    bundled = yaml.safe_load((paths.MONITORING / "alerts.yml").read_text())
+    breakers = [g for g in bundled["groups"] if g["name"] == "circuit_breakers"]
+    alerts += _scope_rules(yaml.safe_dump({"groups": breakers}, sort_keys=False, width=10_000), scope).replace(
+        "groups:\n", "", 1)
+    out = _render(job, scope, dependencies)
+    for name in [n for n in out if n.startswith("monitoring/tests/") or n == "monitoring/recording.yml"]:
+        del out[name]
+    out["monitoring/alerts.yml"] = alerts  # self-contained: its recording rules are in it
+    out["monitoring/prometheus.yml"] = out["monitoring/prometheus.yml"].replace("  - recording.yml\n", "")
+    out["monitoring/alerts_test.yml"] = tests
+    out["monitoring/grafana-dashboard.json"] = rewrite(out["monitoring/grafana-dashboard.json"], sli)
+    out[paths.CONFIG_NAME] = _settings(job, ",".join(scope), dependencies, sli)
     return out
 
 
@@ -127,7 +157,7 @@ def _dashboard(job: str) -> str:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             if isinstance(node.get("expr"), str) and node["expr"].strip():
-                node["expr"] = _scope_panel(node["expr"])
+                node["expr"] = _scope_panel(_rename(node["expr"], job))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -209,14 +239,14 @@ tests:
 """
 
 
-def _settings(job: str, selector: str, dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES) -> str:
+def _settings(job: str, selector: str, dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES,
+              sli: Sli = SEED) -> str:
     deps = ", ".join(json.dumps(d) for d in dependencies)
     return f"""# love-reliability: this repository's deploy gate (`reliability proof` reads this file;
 # command-line options win). Credentials never go here: PROMETHEUS_URL and the token come
 # from the environment.
 job = {json.dumps(job)}
 selector = {json.dumps(selector)}
-version_label = "version"
 rules = "monitoring/alerts.yml"
 dashboard = "monitoring/grafana-dashboard.json"
 junit = ["test-results/*.xml"]
@@ -224,7 +254,22 @@ confidence = 0.95
 # The external services the backend calls, by their breaker label; each must have a circuit
 # breaker that saw calls in the window, or the gate says NO-GO naming the service.
 dependencies = [{deps}]
+
+# Where the requests are counted: a named convention (`reliability sli` lists them), and any
+# field overridden (requests, code_label, errors, version_label, version_info, filters).
+[sli]
+{_sli_table(sli)}
 """
+
+
+def _sli_table(sli: Sli) -> str:
+    preset = PRESETS[sli.preset]
+    lines = [f"preset = {json.dumps(sli.preset)}"]
+    for key in ("requests", "code_label", "errors", "version_label", "version_info", "filters"):
+        value = getattr(sli, key)
+        if value != getattr(preset, key) or (sli.preset == "seed" and key == "version_label"):
+            lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines)
 
 
 def _github() -> str:

@@ -35,6 +35,7 @@ from reliability.gate.params import ProofParams
 from reliability.gate.watch import look_at
 from reliability.source import from_env
 from reliability.source.prom import PrometheusClient
+from reliability.source.sli import SEED, Sli
 from reliability.times import parse_duration, parse_time
 
 TOKEN_VARIABLE = "RELIABILITY_SERVE_TOKEN"
@@ -47,7 +48,7 @@ class BadRequest(ConfigurationError):
     """A caller's parameter cannot be used; answered 400 with the reason."""
 
 
-def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = "") -> dict[str, Any]:
+def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = "", sli: Sli = SEED) -> dict[str, Any]:
     """The JSON answer for one canary: its verdict at ``at`` (default now) and the figures behind it."""
     unknown = sorted(set(query) - {"candidate", "start", "at", "selector", "min_watch", "confidence"})
     if unknown:
@@ -62,7 +63,7 @@ def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = 
         raise BadRequest(f"start {query['start']} must be before at and at most {MAX_WINDOW_DAYS} days earlier")
     confidence = float(query.get("confidence") or 0.95)
     params = ProofParams(start=start, end=at, candidate=query["candidate"],
-                         selector=query.get("selector", selector), confidence=confidence)
+                         selector=query.get("selector", selector), confidence=confidence, sli=sli)
     min_watch = parse_duration(query.get("min_watch") or "60m", name="min_watch")
     current = look_at(client.scoped(params.service_scope()), params, at, alpha=1 - confidence, min_watch=min_watch)
     lk = current.look
@@ -72,7 +73,8 @@ def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = 
             "log_evidence_nogo": lk.log_nogo, "decides_at": 1 / lk.alpha, "min_watch_s": min_watch}
 
 
-def make_handler(client: PrometheusClient, *, token: str | None, selector: str = "") -> type[BaseHTTPRequestHandler]:
+def make_handler(client: PrometheusClient, *, token: str | None, selector: str = "",
+                 sli: Sli = SEED) -> type[BaseHTTPRequestHandler]:
     """The request handler bound to one client; at most :data:`CONCURRENCY` looks run at once."""
     slots = threading.BoundedSemaphore(CONCURRENCY)
 
@@ -101,7 +103,7 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
             if not slots.acquire(timeout=30):
                 return 503, {"error": "too many looks at once; retry"}
             try:
-                return 200, verdict(client, query, selector=selector)
+                return 200, verdict(client, query, selector=selector, sli=sli)
             except ConfigurationError as exc:
                 return 400, {"error": str(exc)}
             except ReliabilityError as exc:  # Prometheus unreachable, too slow, too big: not a verdict
@@ -151,12 +153,12 @@ def make_handler(client: PrometheusClient, *, token: str | None, selector: str =
     return Handler
 
 
-def serve(*, host: str = "127.0.0.1", port: int = 8080, selector: str = "",
+def serve(*, host: str = "127.0.0.1", port: int = 8080, selector: str = "", sli: Sli = SEED,
           ready: threading.Event | None = None) -> int:
     """Answer until interrupted; the Prometheus URL and credentials come from the environment."""
     client = from_env()
     token = os.environ.get(TOKEN_VARIABLE) or None
-    httpd = ThreadingHTTPServer((host, port), make_handler(client, token=token, selector=selector))
+    httpd = ThreadingHTTPServer((host, port), make_handler(client, token=token, selector=selector, sli=sli))
     httpd.daemon_threads = True
     print(f"serving the watch verdict on http://{host}:{httpd.server_address[1]} "
           f"({'bearer token required' if token else 'no token: set ' + TOKEN_VARIABLE + ' to require one'})",

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from reliability.analysis import measure
 from reliability.gate.params import ProofParams
 from reliability.gate.verdict import Check, Status
 from reliability.source.prom import PrometheusClient
@@ -60,10 +59,11 @@ def seed_check(p: ProofParams, client: PrometheusClient, seed: Any, interval: fl
     """
     from dataclasses import replace
 
+    name = f"{SEED_ALERT} on the candidate"
     from reliability.source.parsed import add_matchers
 
-    name = f"{SEED_ALERT} on the candidate"
-    scoped = replace(seed, expr=add_matchers(seed.expr, p.candidate_matchers(), metrics={measure.METRIC}))
+    on_counter = add_matchers(seed.expr, p.scope(), metrics=p.sli.counters())  # a partial scope's slice too
+    scoped = replace(seed, expr=p.sli.for_version(on_counter, p.candidate))
     bt = replay_from_quiet(scoped, client, p.start, p.end, interval=interval)
     firing = bt.firing
     firing = firing[firing["resolved_at"].isna() | (firing["resolved_at"] > p.start)]

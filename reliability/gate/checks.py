@@ -20,11 +20,11 @@ from reliability.gate.alertmanager import alertmanager_wired
 from reliability.gate.verdict import Check, Status
 from reliability.source.parsed import comparison_literals, metric_names, range_selectors, ratio_shape_problems
 from reliability.source.promql import _squash, format_duration, parse_duration
+from reliability.source.sli import SEED, Sli
 
 SEED_RULE = "High5xxErrorRate"
-# The metric contract: what the report and the rules read (README, COMMON brief).
+# The metric contract beyond the SLI's counter: what the report and the rules read (monitoring/METRICS.md).
 CONTRACT_METRICS = (
-    "http_requests_total",
     "up",
     "circuit_breaker_state",
     "circuit_breaker_transitions_total",
@@ -78,9 +78,9 @@ def _parse_time(text: str) -> datetime | None:
 
 
 # --------------------------------------------------------------------------- checks
-def _shape(expr: str) -> list[str]:
+def _shape(expr: str, sli: Sli) -> list[str]:
     try:
-        return ratio_shape_problems(expr)
+        return ratio_shape_problems(expr, metrics=sli.counters(), code_label=sli.code_label)
     except ReliabilityError as exc:
         return [str(exc)]
 
@@ -134,6 +134,7 @@ def rules_loaded(
     max_for: float = 300.0,
     wait: float = 75.0,
     now: datetime | None = None,
+    sli: Sli = SEED,
 ) -> Check:
     """Every required alert is loaded, healthy, recently evaluated and identical to the repository's.
 
@@ -175,7 +176,7 @@ def rules_loaded(
             findings, pending, fell_back = _compare_rule(
                 client, alert, loaded.get(alert), in_file.get(alert), rule_file,
                 limited=alert in limited, max_threshold=max_threshold, max_for=max_for,
-                now=now or datetime.now(timezone.utc))
+                now=now or datetime.now(timezone.utc), sli=sli)
             fallback |= fell_back
             if findings:
                 problems.extend(f"{alert}: {finding}" for finding in findings)
@@ -202,7 +203,7 @@ def rules_loaded(
 
 def _compare_rule(
     client: Any, alert: str, served: tuple[dict[str, Any], dict[str, Any]] | None, filed: Any,
-    rule_file: Path, *, limited: bool, max_threshold: float, max_for: float, now: datetime,
+    rule_file: Path, *, limited: bool, max_threshold: float, max_for: float, now: datetime, sli: Sli = SEED,
 ) -> tuple[list[str], str, bool]:
     """(problems, reason it is not yet evaluated, whether format_query was unavailable)."""
     problems: list[str] = []
@@ -247,7 +248,7 @@ def _compare_rule(
                 found.append(f"threshold {max(literals):g} is above the seed's {max_threshold:g} "
                              f"(R > {1 - max_threshold:g}) in {where}; restore `> {max_threshold:g}`")
             found.extend(f"{where}: {why} (the seed's rule is the 5xx share of all requests over 5m)"
-                         for why in _shape(expr))
+                         for why in _shape(expr, sli))
             if for_ is not None and for_ > max_for:
                 found.append(f"for {format_duration(for_)} is longer than the seed's {format_duration(max_for)} "
                              f"in {where}; restore `for: {format_duration(max_for)}`")
@@ -341,6 +342,7 @@ def run_all(
     required: Sequence[str] = (SEED_RULE,),
     now: datetime | None = None,
     job: str | None = None,
+    sli: Sli = SEED,
 ) -> list[Check]:
     """All monitoring checks in the order a reader would investigate them.
 
@@ -358,7 +360,7 @@ def run_all(
     checks = [prometheus_ready(client)]
     if checks[0].status is not Status.PASS:
         return checks
-    checks.append(rules_loaded(client, rule_file, required=required, now=now))
+    checks.append(rules_loaded(client, rule_file, required=required, now=now, sli=sli))
     checks.append(alertmanager_wired(client, start, end))
     try:
         groups = [g for f in (rule_file, *extra_rule_files) if Path(f).exists() for g in load_rules(f)]
@@ -366,7 +368,8 @@ def run_all(
         checks.append(Check("Rate ranges", Status.FAIL, True, f"cannot read the rules: {exc}"))
         groups = []
     if metrics is None:
-        metrics = [*rule_metrics(groups), *CONTRACT_METRICS]
+        metrics = [*rule_metrics(groups), sli.requests, *((sli.version_info,) if sli.version_info else ()),
+                   *CONTRACT_METRICS]
     checks.append(series_present(client, start, end, metrics))
     if groups:
         seconds, source = server_scrape_interval(client, job, fallback=prometheus_yml)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from reliability.source.index import label_values
 from reliability.source.parsed import longest_range, selector_text, vector_selectors
 from reliability.times import format_duration
 
@@ -45,7 +46,7 @@ def diagnose(expr: str, client: Any, start: datetime, end: datetime, *,
     since = start - timedelta(seconds=reach + LOOKBACK)
 
     def exists(name: str, keys: Collection[tuple[str, str, str]]) -> bool:
-        return bool(client.label_values("__name__", selector_text(name, keys), since, end))
+        return bool(label_values(client, "__name__", selector_text(name, keys), since, end))
 
     quiet = []
     for name, keys in vector_selectors(expr):
@@ -60,7 +61,7 @@ def diagnose(expr: str, client: Any, start: datetime, end: datetime, *,
             continue
         for key in plain:
             if not exists(name, [key]):
-                seen = client.label_values(key[0], selector_text(name, ()), since, end)
+                seen = label_values(client, key[0], selector_text(name, ()), since, end)
                 shown = ", ".join(seen[:8]) + (" ..." if len(seen) > 8 else "") if seen else "no such label"
                 what = selector_text("", [key]).strip("{}")
                 return Diagnosis(True, f"{what} matches no series of {name or 'the selector'} ({key[0]}: "

@@ -8,7 +8,8 @@ from datetime import datetime
 from reliability import paths
 from reliability.errors import ConfigurationError
 from reliability.source.parsed import matcher_keys
-from reliability.source.promql import matcher, parse_selector
+from reliability.source.promql import parse_selector
+from reliability.source.sli import SEED, Sli
 
 #: The external services the seed names (database, authentication, real-time, storage), as the
 #: ``breaker`` label values of monitoring/METRICS.md; each must have a breaker that saw calls.
@@ -20,10 +21,12 @@ TRAFFIC_LABELS = ("status", "code", "status_code", "route", "method", "handler",
                   "instance", "pod", "__name__")
 
 
-def scope_labels(selector: str, version_label: str = "version") -> list[str]:
-    """The labels of ``selector`` that slice a service's traffic instead of naming the service."""
+def scope_labels(selector: str, sli: Sli = SEED) -> list[str]:
+    """The labels of ``selector`` that slice a service's traffic instead of naming the service: the usual
+    outcome and request labels, and the SLI's own code, route and version labels."""
     names = [name for name, _, _ in matcher_keys(tuple(parse_selector(selector)))]
-    return [n for n in dict.fromkeys(names) if n in (*TRAFFIC_LABELS, version_label)]
+    own = (sli.code_label, sli.version_label, *((sli.route_label,) if sli.route_label else ()))
+    return [n for n in dict.fromkeys(names) if n in (*TRAFFIC_LABELS, *own)]
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class ProofParams:
     threshold: float = 0.98
     confidence: float = 0.95
     method: str = "clopper-pearson"
-    version_label: str = "version"
+    sli: Sli = SEED  # which counter and labels the requests are read from
     margin: float = 0.005
     step: float = 60.0
     bucket: float = 300.0  # seconds per bucket of the dispersion estimate
@@ -60,7 +63,7 @@ class ProofParams:
         for name, value in (("confidence", self.confidence), ("threshold", self.threshold)):
             if not isinstance(value, (int, float)) or math.isnan(value) or not 0.5 <= value < 1:
                 raise ConfigurationError(f"{name} {value!r} must be a number in [0.5, 1), e.g. 0.95")
-        sliced = scope_labels(self.selector, self.version_label)
+        sliced = scope_labels(self.selector, self.sli)
         if sliced and not self.partial_scope:
             raise ConfigurationError(
                 f"selector {self.selector!r} filters on {', '.join(sliced)}: the scope names a service (job, "
@@ -77,7 +80,7 @@ class ProofParams:
     def service_scope(self) -> list[str]:
         """The matchers that name the service, for every query; a partial scope's traffic slice
         (route, status...) goes only into the request counts, which have those labels."""
-        sliced = set(scope_labels(self.selector, self.version_label))
+        sliced = set(scope_labels(self.selector, self.sli))
         matchers = self.scope()
         keys = matcher_keys(tuple(matchers))
         return [m for m, (name, _, _) in zip(matchers, keys, strict=True) if name not in sliced]
@@ -88,5 +91,5 @@ class ProofParams:
                      if name == "job" and op == "="), None)
 
     def candidate_matchers(self) -> list[str]:
-        """The user selector plus ``version="<candidate>"`` (escaped)."""
-        return [*parse_selector(self.selector), matcher(self.version_label, self.candidate)]
+        """The user selector plus ``version="<candidate>"`` (escaped), for an SLI whose version is on the counter."""
+        return [*parse_selector(self.selector), self.sli.version_matcher(self.candidate)]

@@ -22,6 +22,7 @@ from reliability.gate import alert_replay, sections
 from reliability.gate.params import ProofParams
 from reliability.gate.verdict import Check, Status, Verdict, decide
 from reliability.source.prom import PrometheusClient
+from reliability.source.sli import resolve
 
 
 @dataclass
@@ -157,10 +158,13 @@ def params_from(values: dict[str, Any], *, root: str | os.PathLike[str] | None =
 
     v = values
     # Values taken as they are; a missing one keeps ProofParams' default.
-    plain = {k: v[k] for k in ("selector", "version_label", "threshold", "confidence", "method", "partial_scope")
-             if k in v}
+    plain = {k: v[k] for k in ("selector", "threshold", "confidence", "method", "partial_scope") if k in v}
     if "dependencies" in v:
         plain["dependencies"] = tuple(v["dependencies"])
+    table = dict(v.get("sli") or {})
+    if v.get("version_label") and "version_label" not in table:  # the parameter before [sli] held it
+        table["version_label"] = v["version_label"]
+    plain["sli"] = resolve(table, where="the sli parameter")
     return ProofParams(
         start=parse_time(v["start"], name="start"), end=parse_time(v["end"], name="end"), candidate=v["candidate"],
         stable=v.get("stable") or default_stable(root),

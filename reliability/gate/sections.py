@@ -20,7 +20,8 @@ from reliability.gate.dashboard import Dashboard
 from reliability.gate.params import ProofParams
 from reliability.gate.verdict import Check, Status
 from reliability.source.prom import PrometheusClient
-from reliability.source.promql import matcher, parse_selector
+from reliability.source.promql import parse_selector
+from reliability.source.sli import SEED, Sli
 from reliability.times import format_duration, iso, plural
 
 
@@ -44,11 +45,8 @@ class ScopeSection:
 
 def scope(p: ProofParams, client: PrometheusClient) -> tuple[ScopeSection, list[Check]]:
     """The jobs behind the candidate's requests; several without a selector is worth a warning."""
-    from reliability.source.promql import selector
-
     rng = format_duration(max((p.end - p.start).total_seconds(), 1.0))
-    found = client.query(f"count by (job) (count_over_time("
-                         f"{selector(measure.METRIC, matcher(p.version_label, p.candidate))}[{rng}]))", p.end)
+    found = client.query(p.sli.counted("count_over_time", rng, version=p.candidate, by=["job"]), p.end)
     jobs = sorted(found["job"].astype(str)) if "job" in found else []
     section = ScopeSection(p.selector, jobs, p.partial_scope)
     if p.partial_scope:  # a slice of the traffic proves nothing about the service: never GO
@@ -94,9 +92,9 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
         raise PrometheusUnavailable(f"Prometheus at {client.url} is unreachable: the monitoring "
                                     "checks could not run", url=client.url)
     found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end, now=client.now(),
-                           job=p.job())
+                           job=p.job(), sli=p.sli)
     dash = load_dashboard(Path(p.dashboard))
-    results = panels.run_panels(dash, client, p.start, p.end, failures=failure_matchers())
+    results = panels.run_panels(dash, client, p.start, p.end, failures=failure_matchers(p.sli))
     # No samples at all, or a window under one bucket: panels without data are missing evidence.
     empty = (p.end - p.start).total_seconds() < p.bucket or any(
         c.name == "Series present" and c.status is Status.INCONCLUSIVE and "no series of any metric" in c.detail
@@ -108,12 +106,12 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
     return MonitoringSection(found, dash, results), found
 
 
-def failure_matchers() -> tuple[tuple[str, str, str], ...]:
+def failure_matchers(sli: Sli = SEED) -> tuple[tuple[str, str, str], ...]:
     """The matchers that select failures (5xx, a breaker's trips): a panel empty only for them is right."""
     from reliability.analysis.breakers.observed import TRIPPED
     from reliability.source.parsed import matcher_keys
 
-    return matcher_keys((measure.FIVE_XX, TRIPPED))
+    return matcher_keys((sli.error_matcher, TRIPPED))
 
 
 @dataclass(frozen=True)
@@ -131,26 +129,29 @@ class ReliabilitySection:
 def reliability(p: ProofParams, client: PrometheusClient) -> tuple[ReliabilitySection, list[Check]]:
     from reliability.analysis.stats import bound_r_buckets, bound_r_buckets_frame
 
-    sel = p.candidate_matchers()
+    sel, sli, cand = p.scope(), p.sli, p.candidate
     seconds = (p.end - p.start).total_seconds()
     if seconds < p.bucket:
         raise NoDataError(f"the window is {format_duration(seconds)}, shorter than one {format_duration(p.bucket)} "
                           "bucket: how much the 5xx cluster cannot be measured, so R cannot be bounded; "
                           "use a window of at least 5 minutes (hours of traffic prove more)")
     # The whole window's increase() is the count (it extrapolates once); the steps measure clustering.
-    tot = measure.totals(client, p.start, p.end, selector=sel)  # no requests: NoDataError naming the selector
+    # no requests: NoDataError naming the selector
+    tot = measure.totals(client, p.start, p.end, sli=sli, selector=sel, version=cand)
     scrape = scrape_interval(p, client)
-    steps = step_counts(p, client, selector=sel, scrape=scrape)
+    steps = step_counts(p, client, selector=sel, version=cand, scrape=scrape)
     opts = dict(threshold=p.threshold, confidence=p.confidence, method=p.method)
     bound = bound_r_buckets(steps, totals=(tot["requests"].sum(), tot["errors"].sum()), **opts)
-    v = p.version_label
-    user_sel = p.selector or None
-    per_version = bound_r_buckets_frame(step_counts(p, client, selector=user_sel, scrape=scrape, by=[v]), by=v, **opts,
-                                        totals=measure.totals(client, p.start, p.end, selector=user_sel, by=[v]))
-    per_route = bound_r_buckets_frame(step_counts(p, client, selector=sel, scrape=scrape, by=["route"]),
-                                      by="route", **opts,
-                                      totals=measure.totals(client, p.start, p.end, selector=sel, by=["route"]))
-    ratio = measure.ratio_series(client, p.start, p.end, step=p.step, selector=sel)
+
+    def per(label: str, version: str | None) -> pd.DataFrame:
+        if not label:  # the exporter has no such label (Istio has no route): an empty table says so
+            return pd.DataFrame()
+        return bound_r_buckets_frame(
+            step_counts(p, client, selector=sel, version=version, scrape=scrape, by=[label]), by=label, **opts,
+            totals=measure.totals(client, p.start, p.end, sli=sli, selector=sel, version=version, by=[label]))
+
+    per_version, per_route = per(sli.version_label, None), per(sli.route_label, cand)
+    ratio = measure.ratio_series(client, p.start, p.end, step=p.step, sli=sli, selector=sel, version=cand)
     profile = measure.ratio_profile(ratio, threshold=1 - p.threshold, step=p.step) if len(ratio) else None
     section = ReliabilitySection(bound, steps, per_version, per_route, ratio, profile)
     return section, [r_check(p, bound)]
@@ -165,10 +166,10 @@ def scrape_interval(p: ProofParams, client: PrometheusClient) -> float:
 
 
 def step_counts(p: ProofParams, client: PrometheusClient, *, selector: Any, scrape: float,
-                by: list[str] | None = None) -> pd.DataFrame:
+                version: str | None = None, by: list[str] | None = None) -> pd.DataFrame:
     """Per-step counts at the proof's step (at least two scrape intervals): what the bound takes."""
-    return measure.step_counts(client, p.start, p.end, step=p.step, selector=selector, by=by or (),
-                               scrape_interval=scrape)
+    return measure.step_counts(client, p.start, p.end, step=p.step, sli=p.sli, selector=selector, version=version,
+                               by=by or (), scrape_interval=scrape)
 
 
 def r_check(p: ProofParams, b: Any) -> Check:
@@ -204,12 +205,12 @@ def budget(p: ProofParams, client: PrometheusClient) -> tuple[BudgetSection, lis
     days = p.budget_days
     start = p.end - pd.Timedelta(days=days)
     sel = parse_selector(p.selector)
-    tot = measure.totals(client, start, p.end, selector=sel)
+    tot = measure.totals(client, start, p.end, sli=p.sli, selector=sel)
     slo = p.threshold
-    first = measure.first_seen(client, start, p.end, selector=sel) or start
+    first = measure.first_seen(client, start, p.end, sli=p.sli, selector=sel) or start
     covered = (p.end - max(first, start)).total_seconds() / 86400
     b = error_budget(float(tot["requests"].sum()), float(tot["errors"].sum()), slo=slo, days=covered)
-    rates = burn_rates(measure.burn_ratios(client, p.end, selector=sel), slo=slo)
+    rates = burn_rates(measure.burn_ratios(client, p.end, sli=p.sli, selector=sel), slo=slo)
     text = (f"Error budget ({1 - slo:.0%} of the requests of the {days:g} days before the window end, all versions; "
             f"the data covers {covered:.1f} of those days, from {max(first, start):%Y-%m-%d %H:%M} UTC): "
             f"{b.errors:,.0f} 5xx of {b.allowed_errors:,.0f} allowed — "
@@ -232,9 +233,9 @@ def comparison(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Chec
         return None, [Check(name, Status.NOT_CONFIGURED, False, "no stable version to compare with")]
     counts, scrape = {}, scrape_interval(p, client)
     for version in (p.candidate, p.stable):
-        sel = [*parse_selector(p.selector), matcher(p.version_label, version)]
-        tot = measure.totals(client, p.start, p.end, selector=sel)
-        phi = clustering(step_counts(p, client, selector=sel, scrape=scrape), confidence=p.confidence).phi
+        tot = measure.totals(client, p.start, p.end, sli=p.sli, selector=p.scope(), version=version)
+        phi = clustering(step_counts(p, client, selector=p.scope(), version=version, scrape=scrape),
+                         confidence=p.confidence).phi
         counts[version] = (float(tot["requests"].sum()), float(tot["errors"].sum()), phi)
     (cn, ce, cphi), (sn, se, sphi) = counts[p.candidate], counts[p.stable]
     c = compare(cn, ce, sn, se, margin=p.margin, confidence=p.confidence, phi_candidate=cphi, phi_stable=sphi)
@@ -341,7 +342,7 @@ def cache(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
 def data_quality(p: ProofParams, client: PrometheusClient) -> tuple[Any, list[Check]]:
     from reliability.analysis.dataquality import preflight
 
-    res = preflight(client, p.start, p.end)
+    res = preflight(client, p.start, p.end, sli=p.sli)
     if res.ok:
         return res, [Check("Data quality", Status.PASS, False, "no scrape gaps, counter resets or impossible values")]
     kinds = res.findings["kind"].value_counts()

@@ -27,7 +27,6 @@ from reliability.errors import ConfigurationError
 from reliability.gate.look_checks import LookChecks
 from reliability.gate.params import ProofParams
 from reliability.source.prom import PrometheusClient
-from reliability.source.promql import matcher
 
 STEP = 60.0  # seconds per count; a look is at most once a step
 
@@ -150,15 +149,14 @@ def look_at(client: PrometheusClient, params: ProofParams, at: datetime, *, alph
     With ``checks``, every other required check of the proof that fails at ``at`` makes the look NO-GO.
     """
     seen = {} if seen is None else seen
-    n, e = seen.setdefault("candidate", Counts()).update(client, params, at, params.candidate_matchers())
+    n, e = seen.setdefault("candidate", Counts()).update(client, params, at, params.candidate)
     lk = look(n, e, threshold=params.threshold, alpha=alpha)
     decision = lk.decision
     if decision == "GO" and (at - params.start).total_seconds() < min_watch:
         decision = None  # too soon: a quiet stretch between incidents would look proven
     versus = ""
     if params.stable:
-        sn, se = seen.setdefault("stable", Counts()).update(
-            client, params, at, [*params.scope(), matcher(params.version_label, params.stable)])
+        sn, se = seen.setdefault("stable", Counts()).update(client, params, at, params.stable)
         if len(n) and len(sn):
             steps = min(len(n), len(sn))
             good, worse = compare_step(n[:steps], e[:steps], sn[:steps], se[:steps], margin=params.margin, alpha=alpha)
@@ -182,10 +180,11 @@ class Counts:
     until: datetime | None = None
 
     def update(self, client: PrometheusClient, params: ProofParams, at: datetime,
-               selector: list[str]) -> tuple[np.ndarray, np.ndarray]:
+               version: str) -> tuple[np.ndarray, np.ndarray]:
         since = self.until or params.start
-        if at > since:
-            counts = measure.step_counts(client, since, at, step=STEP, selector=selector)
+        if at > since:  # a partial scope's slice (route...) applies to the counts, as in the proof
+            counts = measure.step_counts(client, since, at, step=STEP, sli=params.sli, selector=params.scope(),
+                                         version=version)
             self.requests = np.concatenate([self.requests, counts["requests"].to_numpy(dtype=float)])
             self.errors = np.concatenate([self.errors, counts["errors"].to_numpy(dtype=float)])
             self.until = at

@@ -95,3 +95,11 @@ def load_incidents(path: str | Path) -> list[dict[str, Any]]:
                                      f"is not after start {row['start']}")
         incidents.append({**row, "name": str(row["name"]), "start": start.isoformat(), "end": end.isoformat()})
     return incidents
+
+
+def sli(preset: str | None = None, *, root: str | Path | None = None) -> Any:
+    """The SLI the notebooks read requests with: the repository's ``[sli]`` (``reliability.toml``), or
+    ``preset`` (``"otel"``, ``"istio"``... as ``--sli`` takes it). Pass it to the measuring helpers."""
+    from reliability import config, paths
+
+    return config.load(paths.repo(root)).sli(preset)

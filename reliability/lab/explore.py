@@ -23,7 +23,8 @@ from reliability.analysis.budget import BURN_RATE_ALERTS, BURN_RATE_WINDOWS, Bur
 from reliability.errors import ConfigurationError, NoDataError
 from reliability.source.frames import utc
 from reliability.source.prom import PrometheusClient
-from reliability.source.promql import format_duration, matcher, parse_duration
+from reliability.source.promql import format_duration, parse_duration
+from reliability.source.sli import SEED, Sli
 
 __all__ = [
     "BreakerChoice", "BudgetBurndown", "SettingChoice", "breaker_tradeoff", "budget_burndown", "burn_rate_headroom",
@@ -128,19 +129,24 @@ def budget_burndown(buckets: pd.DataFrame, *, slo: float = 0.98, bucket: float =
 
 # --------------------------------------------------------------------------- queries
 def drill_down(client: PrometheusClient, start: datetime, end: datetime, *,
-               selector: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Which routes and status codes the 5xx of [start, end] came from, largest first.
+               selector: str | Sequence[str] | None = None, sli: Sli = SEED) -> pd.DataFrame:
+    """Which routes and codes the failures of [start, end] came from, largest first.
 
-    Columns: ``route``, ``status``, ``errors``, ``share`` (of the window's 5xx),
-    ``route_requests`` and ``route_ratio`` (this status's share of the route's requests).
+    Columns: ``route``, ``status``, ``errors``, ``share`` (of the window's failures),
+    ``route_requests`` and ``route_ratio`` (this code's share of the route's requests); ``route`` and
+    ``status`` hold the SLI's route and code labels (``route`` is empty when the exporter has none).
     """
-    q_all, _ = measure.totals_queries(start, end, selector=selector, by=["route"])
-    _, q_err = measure.totals_queries(start, end, selector=selector, by=["route", "status"])
+    route = sli.route_label
+    by_route = [route] if route else []
+    q_all, _ = measure.totals_queries(start, end, sli=sli, selector=selector, by=by_route)
+    _, q_err = measure.totals_queries(start, end, sli=sli, selector=selector, by=[*by_route, sli.code_label])
     at = utc(end)
-    errors = client.query(q_err, at).rename(columns={"value": "errors"})
+    errors = client.query(q_err, at).rename(columns={"value": "errors", sli.code_label: "status"})
     routes = client.query(q_all, at).rename(columns={"value": "route_requests"})
     if errors.empty or float(errors["errors"].sum()) <= 0:
         raise NoDataError(f"no 5xx between {start.isoformat()} and {end.isoformat()}: nothing to drill into")
+    errors = errors.rename(columns={route: "route"}) if route else errors.assign(route="")
+    routes = routes.rename(columns={route: "route"}) if route else routes.assign(route="")
     frame = errors[["route", "status", "errors"]].merge(routes[["route", "route_requests"]], on="route", how="left")
     frame = frame[frame["errors"] > 0]
     frame["share"] = frame["errors"] / frame["errors"].sum()
@@ -150,23 +156,23 @@ def drill_down(client: PrometheusClient, start: datetime, end: datetime, *,
 
 
 def compare_versions(client: PrometheusClient, start: datetime, end: datetime, *, candidate: str, stable: str,
-                     label: str = "version", margin: float = 0.005, confidence: float = 0.95,
+                     sli: Sli = SEED, margin: float = 0.005, confidence: float = 0.95,
                      step: float = 60.0) -> Any:
     """Candidate vs stable over the same window, each side's counts deflated by how its 5xx cluster.
 
     Returns a :class:`reliability.analysis.compare.Comparison`. Four queries in all: totals and
-    per-step counts grouped by ``label``, instead of two per version. phi is each side's upper
-    limit from :func:`reliability.analysis.stats.clustering`, as in the proof.
+    per-step counts grouped by the SLI's version label, instead of two per version. phi is each
+    side's upper limit from :func:`reliability.analysis.stats.clustering`, as in the proof.
     """
     from reliability.analysis.compare import compare
 
-    sel = [matcher(label, f"{re.escape(candidate)}|{re.escape(stable)}", "=~")]
-    tot = measure.totals(client, start, end, selector=sel, by=[label]).set_index(label)
+    label = sli.version_label
+    tot = measure.totals(client, start, end, sli=sli, by=[label]).set_index(label)
     missing = [v for v in (candidate, stable) if v not in tot.index]
     if missing:
         raise NoDataError(f"no requests of {', '.join(missing)} ({label}) between {start.isoformat()} and "
                           f"{end.isoformat()}; pick a window where both versions served traffic")
-    found = measure.clustering_by(measure.step_counts(client, start, end, step=step, selector=sel, by=[label]),
+    found = measure.clustering_by(measure.step_counts(client, start, end, step=step, sli=sli, by=[label]),
                                   [label], confidence=confidence)
     phi = {key: c.phi for key, c in found.items()}
     c, s = tot.loc[candidate], tot.loc[stable]
@@ -176,7 +182,7 @@ def compare_versions(client: PrometheusClient, start: datetime, end: datetime, *
 
 def ratio_peaks(client: PrometheusClient, start: datetime, end: datetime, *,
                 windows: Sequence[str] = BURN_RATE_WINDOWS, selector: str | Sequence[str] | None = None,
-                points_per_window: int = 12) -> pd.DataFrame:
+                points_per_window: int = 12, sli: Sli = SEED) -> pd.DataFrame:
     """The highest 5xx ratio each burn-rate window reached over [start, end], and when.
 
     Each window's ratio is sampled ``points_per_window`` times per window length (a 3-day
@@ -189,7 +195,7 @@ def ratio_peaks(client: PrometheusClient, start: datetime, end: datetime, *,
     for w in windows:
         seconds = parse_duration(w)
         step = max(30.0, seconds / points_per_window)
-        expr = measure.burn_ratio_query(selector=selector, windows=[w])
+        expr = measure.burn_ratio_query(sli=sli, selector=selector, windows=[w])
         series = client.query_range(expr, utc(start), utc(end), step).dropna(subset=["value"])
         if series.empty:
             rows.append({"window": w, "step": format_duration(step), "peak_ratio": np.nan, "peak_time": pd.NaT})

@@ -21,7 +21,8 @@ def evidence(proof: Proof) -> dict[str, Any]:
     """The machine-readable verdict (evidence.json) an approval system can consume."""
     p = proof.params
     assert proof.verdict is not None
-    rel: dict[str, Any] = {"version_label": p.version_label, "candidate": p.candidate}
+    rel: dict[str, Any] = {"version_label": p.sli.version_label, "candidate": p.candidate, "sli": p.sli.as_table(),
+                           "metric": p.sli.describe()}
     section = proof.sections.get("reliability")
     if section is not None:
         b = section.bound

@@ -9,7 +9,7 @@ compares two expressions (:mod:`reliability.gate.checks`).
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -125,6 +125,36 @@ def add_matchers(expr: str, matchers: Iterable[str], *, metrics: Collection[str]
     return out
 
 
+def wrap_calls(expr: str, metrics: Collection[str], wrap: Callable[[str], str]) -> str:
+    """``expr`` with every range call over ``metrics`` (``rate(m[5m])``) replaced by ``wrap(call)``.
+
+    How an instant vector computed from a counter is joined to labels the counter lacks (the
+    version on an info metric): the join must wrap the call, a range cannot be multiplied.
+    """
+    tree = parse(expr)
+    texts: dict[str, str] = {}
+
+    def visit(node: Any) -> Any:
+        if isinstance(node, pp.Call) and node.args and isinstance(node.args[0], pp.MatrixSelector):
+            inner = node.args[0].vector_selector
+            if selector_names(inner) & set(metrics):
+                if len(node.args) > 1:
+                    raise ConfigurationError(f"cannot join {node.func.name}() with arguments after its range "
+                                             f"in {expr!r}")
+                mark = f"__reliability_wrap_{len(texts)}__"
+                rng = format_duration(node.args[0].range.total_seconds())
+                texts[mark] = wrap(f"{node.func.name}({_selector(inner, ())}[{rng}]{_modifiers(inner)})")
+                return pp.parse(mark)
+        return None
+
+    out = str(pp.transform(tree, visit, None))
+    for mark, text in texts.items():
+        out = out.replace(mark + "{}", text, 1) if mark + "{}" in out else out.replace(mark, text, 1)
+    out = _tidy(out)
+    parse(out)  # still PromQL
+    return out
+
+
 def _tidy(text: str) -> str:
     """The printer's ``or  x`` and ``x{}`` written as people write them (outside string literals)."""
     import re
@@ -181,7 +211,8 @@ def vector_selectors(expr: str) -> list[tuple[str, tuple[tuple[str, str, str], .
 
 def selector_text(name: str, keys: Iterable[tuple[str, str, str]]) -> str:
     """A selector written back from :func:`vector_selectors`' parts, values escaped."""
-    return f"{name}{{{','.join(_text(k) for k in keys)}}}"
+    body = ",".join(_text(k) for k in keys)
+    return f"{name}{{{body}}}" if body or not name else name
 
 
 def range_selectors(expr: str) -> list[tuple[str, float]]:
@@ -221,11 +252,13 @@ def comparison_literals(expr: str) -> list[float]:
     return out
 
 
-def ratio_shape_problems(expr: str, *, metric: str = "http_requests_total", longest: float = 300.0) -> list[str]:
-    """Why ``expr`` is not the seed's rule shape: (5xx requests / all requests) over <= 5 m, compared.
+def ratio_shape_problems(expr: str, *, metrics: Collection[str] = ("http_requests_total",), code_label: str = "status",
+                         longest: float = 300.0) -> list[str]:
+    """Why ``expr`` is not the seed's rule shape: (failed requests / all requests) over <= 5 m, compared.
 
-    The numerator must read ``metric`` with ``status=~"5.."`` and otherwise the denominator's
-    matchers (a subset of the same traffic); the denominator must not filter on ``status``.
+    The numerator must read one of ``metrics`` (the SLI's counter) with a ``code_label=~"5..."``
+    matcher and otherwise the denominator's matchers (a subset of the same traffic); the
+    denominator must not filter on ``code_label``.
     """
     tree = parse(expr)
     while isinstance(tree, pp.ParenExpr):
@@ -238,16 +271,17 @@ def ratio_shape_problems(expr: str, *, metric: str = "http_requests_total", long
         return ["the compared value is not a ratio (numerator / denominator)"]
     problems = []
     num, den = _nodes_of(ratio.lhs, pp.VectorSelector), _nodes_of(ratio.rhs, pp.VectorSelector)
-    if not num or not den or any(selector_names(n) != {metric} for n in num + den):
-        problems.append(f"both sides must read {metric} only")
+    names = " or ".join(metrics)
+    if not num or not den or any(not selector_names(n) or not selector_names(n) <= set(metrics) for n in num + den):
+        problems.append(f"both sides must read {names} only")
     den_keys = {k for n in den for k in map(_key, n.matchers.matchers)}
-    if any(k[0] == "status" for k in den_keys):
-        problems.append("the denominator filters on status: it must count all requests")
+    if any(k[0] == code_label for k in den_keys):
+        problems.append(f"the denominator filters on {code_label}: it must count all requests")
     for n in num:
         keys = set(map(_key, n.matchers.matchers))
-        if not any(k[0] == "status" and k[1] == "=~" and k[2].startswith("5") for k in keys):
-            problems.append('the numerator must count status=~"5.." requests')
-        if {k for k in keys if k[0] != "status"} != {k for k in den_keys if k[0] != "__name__"}:
+        if not any(k[0] == code_label and k[1] == "=~" and k[2].startswith("5") for k in keys):
+            problems.append(f'the numerator must count {code_label}=~"5.." requests')
+        if {k for k in keys if k[0] != code_label} != {k for k in den_keys if k[0] != "__name__"}:
             problems.append("numerator and denominator select different traffic")
     ranges = [r for _, r in range_selectors(expr)]
     if not ranges or max(ranges) > longest:

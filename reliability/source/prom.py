@@ -147,6 +147,10 @@ class PrometheusClient:
         """The same client without a scope: for Prometheus' own metrics, which no service owns."""
         return self.scoped(())
 
+    def in_scope(self, promql: str) -> str:
+        """``promql`` as this client sends it: the scope added to every selector."""
+        return self._scope(promql)
+
     def _scope(self, promql: str) -> str:
         if not self.scope:
             return promql
@@ -211,14 +215,6 @@ class PrometheusClient:
         data = self._fetch(key, lambda: self._call(lambda: self._get_json(f"/api/v1/{path.lstrip('/')}", params), path))
         self._record(QueryRecord("api", path), t0, n0)
         return data
-
-    def label_values(self, label: str, selector: str, start: datetime, end: datetime) -> list[str]:
-        """The values ``label`` takes on ``selector``'s series (in the scope) between start and end.
-
-        Asked of the index, not the samples: cheap on any server. ``__name__`` tells whether it names any series.
-        """
-        window = {"start": _ts(utc(start)), "end": _ts(utc(end))}
-        return list(self.api(f"label/{label}/values", {"match[]": self._scope(selector), **window}))
 
     def ready(self) -> bool:
         """True when ``/-/ready`` answers 200 (VictoriaMetrics answers on /health instead); recorded."""

@@ -24,10 +24,40 @@ CLINICS = ("cardiology", "pediatrics", "orthopedics", "dermatology")
 GAUGE = {"closed": 0, "open": 1, "half_open": 2}
 
 
+class Otel:
+    """Request counts the way an OpenTelemetry-instrumented service exports them: the real SDK and its
+    Prometheus exporter, the stable HTTP semantic conventions (``http.server.request.duration`` in
+    seconds with ``http.response.status_code``, ``http.route``), the version as the resource's
+    ``service.version`` (exported on ``target_info``)."""
+
+    def __init__(self, version: str) -> None:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.resources import Resource
+
+        self.registry = CollectorRegistry()  # the reader registers itself with the global one; both are read
+        provider = MeterProvider(resource=Resource.create({"service.name": "love-backend",
+                                                           "service.version": version}),
+                                 metric_readers=[PrometheusMetricReader()])
+        self.duration = provider.get_meter("love.backend").create_histogram(
+            "http.server.request.duration", unit="s", description="Duration of HTTP server requests.")
+
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.duration.record(seconds, {"http.request.method": method, "http.route": route,
+                                       "http.response.status_code": status, "url.scheme": "http"})
+
+    @staticmethod
+    def exposition() -> bytes:
+        from prometheus_client import REGISTRY
+
+        return generate_latest(REGISTRY)
+
+
 class Backend:
     """The service's state: its breakers, its dependency's failure rate, its metrics."""
 
-    def __init__(self, version: str, *, seed: int = 0, fail: float = 0.0) -> None:
+    def __init__(self, version: str, *, seed: int = 0, fail: float = 0.0, otel: bool = False) -> None:
+        self.otel = Otel(version) if otel else None
         self.version = version
         self.fail = fail
         self.random = random.Random(seed)
@@ -49,8 +79,9 @@ class Backend:
                          for name, (n, t) in settings.items()}
         for route, _dep in ROUTES.items():
             method = "POST" if route.endswith("update") or route.endswith("login") else "GET"
-            for status in ("200", "503"):
-                self.requests.labels(method, route, status, version)
+            for status in ("200", "503"):  # OpenTelemetry makes a series at its first measurement instead
+                if self.otel is None:
+                    self.requests.labels(method, route, status, version)
         for name in self.breakers:
             self.state.labels(name).set(0)
             for outcome in ("success", "failure", "rejected"):
@@ -74,7 +105,19 @@ class Backend:
             raise ConnectionError("dependency failed")
 
     def handle(self, method: str, route: str) -> int:
-        """Serve one request; its HTTP status."""
+        """Serve one request; its HTTP status (counted by OpenTelemetry, or by the seed's counter)."""
+        import time
+
+        t0 = time.perf_counter()
+        status = self._handle(method, route)
+        if self.otel is not None:
+            if status != 404:
+                self.otel.record(method, route, status, time.perf_counter() - t0)
+        elif status != 404:
+            self.requests.labels(method, route, str(status), self.version).inc()
+        return status
+
+    def _handle(self, method: str, route: str) -> int:
         dep = ROUTES.get(route)
         if dep is None:
             return 404
@@ -93,7 +136,6 @@ class Backend:
             clinic = CLINICS[hash(route + str(self.random.random())) % len(CLINICS)]
             self.updates.labels(clinic).inc()
             self.invalidations.labels(clinic).inc()
-        self.requests.labels(method, route, str(status), self.version).inc()
         return status
 
 
@@ -111,7 +153,8 @@ def serve(port: int, backend: Backend) -> ThreadingHTTPServer:
 
         def do_GET(self) -> None:
             if self.path == "/metrics":
-                self._reply(200, generate_latest(backend.registry), "text/plain; version=0.0.4")
+                body = generate_latest(backend.registry) + (backend.otel.exposition() if backend.otel else b"")
+                self._reply(200, body, "text/plain; version=0.0.4")
                 return
             status = backend.handle("GET", self.path)
             self._reply(status, b"{}")
@@ -137,8 +180,9 @@ def main() -> None:
     parser.add_argument("--version", required=True)
     parser.add_argument("--fail", type=float, default=0.0, help="the dependency's failure probability")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--otel", action="store_true", help="count requests with OpenTelemetry, not the seed's counter")
     args = parser.parse_args()
-    serve(args.port, Backend(args.version, seed=args.seed, fail=args.fail)).serve_forever()
+    serve(args.port, Backend(args.version, seed=args.seed, fail=args.fail, otel=args.otel)).serve_forever()
 
 
 if __name__ == "__main__":

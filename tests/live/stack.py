@@ -26,6 +26,7 @@ import yaml
 
 from reliability.cli import scaffold
 from reliability.source.embedded.process import Child, find_binary, free_port, launch, terminate, wait_ready
+from reliability.source.sli import PRESETS
 from reliability.times import format_duration, parse_duration
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +72,17 @@ class LiveStack:
     """Start with ``with LiveStack(tmp, factor=15) as stack:``; everything stops on exit."""
 
     def __init__(self, workdir: Path, *, factor: float = 15.0, scrape: str = "1s", evaluation: str = "2s",
-                 stable: str = "v2.0.0", canary: str = "v2.1.0") -> None:
+                 stable: str = "v2.0.0", canary: str = "v2.1.0", exporter: str = "seed") -> None:
+        """``exporter``: who counts the requests: ``seed`` (the backend's http_requests_total), ``otel``
+        (the backend, with the OpenTelemetry SDK and its Prometheus exporter) or ``haproxy`` (HAProxy 2.6
+        in front of both versions, its own /metrics; the versions are its server lines)."""
+        if exporter not in ("seed", "otel", "haproxy"):
+            raise ValueError(exporter)
+        self.exporter = exporter
+        self.sli = PRESETS[exporter]
+        if exporter == "haproxy":  # HAProxy knows the versions by their server lines
+            stable, canary = "stable", "canary"
+        self.haproxy: subprocess.Popen[bytes] | None = None
         self.dir = workdir
         self.factor = factor
         self.scrape, self.evaluation = scrape, evaluation
@@ -96,16 +107,18 @@ class LiveStack:
 
     def start(self) -> None:
         repo = self.dir / "repo"
-        scaffold.init(repo, job=JOB)
+        scaffold.init(repo, job=JOB, sli=self.sli)
         mon = repo / "monitoring"
-        for name in ("alerts.yml", "recording.yml"):
-            (mon / name).write_text(compress((mon / name).read_text(), self.factor))
+        rule_files = [mon / n for n in ("alerts.yml", "recording.yml") if (mon / n).exists()]
+        for path in rule_files:
+            path.write_text(compress(path.read_text(), self.factor))
         self.rules, self.dashboard = mon / "alerts.yml", mon / "grafana-dashboard.json"
         for name, version, fail in (("stable", self.stable, 0.002), ("canary", self.canary, 0.002),
                                     ("other", self.canary, 0.3)):
             port = free_port()
             proc = subprocess.Popen([sys.executable, str(HERE / "backend.py"), "--port", str(port), "--version",
-                                     version, "--fail", str(fail), "--seed", str(len(self.backends))],
+                                     version, "--fail", str(fail), "--seed", str(len(self.backends)),
+                                     *(["--otel"] if self.exporter == "otel" else [])],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.backends[name] = (proc, port)
         deadline = time.monotonic() + 30
@@ -116,13 +129,19 @@ class LiveStack:
             f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
             log=self.dir / "am.log", url=f"http://127.0.0.1:{am_port}")
         self.children.append(self.alertmanager)
+        own = [{"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{self.backends[n][1]}"
+                                                              for n in ("stable", "canary")]}]}]
+        if self.exporter == "haproxy":
+            self.front, metrics = self._start_haproxy()
+            # HAProxy's series join the service's: one job, as a relabelled ingress target would.
+            own.append({"job_name": f"{JOB}-haproxy", "static_configs": [{"targets": [f"127.0.0.1:{metrics}"]}],
+                        "relabel_configs": [{"target_label": "job", "replacement": JOB}]})
         config = {
             "global": {"scrape_interval": self.scrape, "evaluation_interval": self.evaluation},
-            "rule_files": [str(mon / "alerts.yml"), str(mon / "recording.yml")],
+            "rule_files": [str(f) for f in rule_files],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
             "scrape_configs": [
-                {"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{self.backends[n][1]}"
-                                                                   for n in ("stable", "canary")]}]},
+                *own,
                 {"job_name": OTHER, "static_configs": [{"targets": [f"127.0.0.1:{self.backends['other'][1]}"]}]},
             ],
         }
@@ -135,9 +154,47 @@ class LiveStack:
         self.children.append(self.prometheus)
         wait_ready(self.alertmanager, deadline=deadline)
         wait_ready(self.prometheus, deadline=deadline)
-        self._wait_scraped(deadline)
+        self._wait_scraped(deadline, targets=len(own) + 2)
+
+    def _start_haproxy(self) -> tuple[int, int]:
+        """HAProxy 2.6 in front of the two versions (3:1), its native exporter on another port."""
+        front, metrics = free_port(), free_port()
+        cfg = self.dir / "haproxy.cfg"
+        cfg.write_text(f"""global
+    maxconn 256
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend fe
+    bind 127.0.0.1:{front}
+    default_backend be_app
+backend be_app
+    balance roundrobin
+    http-response set-header X-Served-By %s
+    server stable 127.0.0.1:{self.backends["stable"][1]} weight 3
+    server canary 127.0.0.1:{self.backends["canary"][1]} weight 1
+frontend prometheus
+    bind 127.0.0.1:{metrics}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+""")
+        binary = find_binary("haproxy", candidates=("haproxy", "/usr/sbin/haproxy"))
+        self.haproxy = subprocess.Popen([binary, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{metrics}/metrics", timeout=2).ok:
+                    return front, metrics
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise TimeoutError("HAProxy did not serve /metrics within 15 s")
 
     def stop(self) -> None:
+        if self.haproxy is not None:
+            self.haproxy.terminate()
+            self.haproxy.wait(timeout=10)
         for child in self.children:
             terminate(child)
         for proc, _ in self.backends.values():
@@ -148,14 +205,14 @@ class LiveStack:
         assert self.prometheus is not None
         terminate(self.prometheus)
 
-    def _wait_scraped(self, deadline: float) -> None:
+    def _wait_scraped(self, deadline: float, *, targets: int = 3) -> None:
         """Until every target was scraped twice: the zero-valued series exist before any load."""
         assert self.prometheus is not None
         while time.monotonic() < deadline:
             r = requests.get(self.prometheus.url + "/api/v1/query",
                              params={"query": "count(count_over_time(up[1m]) >= 2)"}, timeout=5).json()
             result = r["data"]["result"]
-            if result and float(result[0]["value"][1]) == 3:
+            if result and float(result[0]["value"][1]) == targets:
                 return
             time.sleep(0.5)
         raise TimeoutError("Prometheus did not scrape the three backends in time")
@@ -202,9 +259,13 @@ class LiveStack:
                     time.sleep(pause)
                 name = "canary" if rng.random() < canary_share else "stable"
                 method, route, _ = rng.choices(ROUTES, weights)[0]
-                url = f"http://127.0.0.1:{self.backends[name][1]}{route}"
-                status = session.request(method, url, timeout=5).status_code
-                self.log.add(time.time(), self.canary if name == "canary" else self.stable, status)
+                if self.haproxy is not None:  # HAProxy picks the version and says which served
+                    r = session.request(method, f"http://127.0.0.1:{self.front}{route}", timeout=5)
+                    self.log.add(time.time(), r.headers.get("X-Served-By", "?"), r.status_code)
+                else:
+                    url = f"http://127.0.0.1:{self.backends[name][1]}{route}"
+                    status = session.request(method, url, timeout=5).status_code
+                    self.log.add(time.time(), self.canary if name == "canary" else self.stable, status)
                 if rng.random() < 0.05:  # the unrelated service keeps serving too
                     session.get(f"http://127.0.0.1:{self.backends['other'][1]}{route}", timeout=5)
 
