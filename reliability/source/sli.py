@@ -48,8 +48,9 @@ class Sli:
             if value and not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", value):
                 raise ConfigurationError(f"[sli] {key} = {value!r} is not a Prometheus name")
         matcher(self.code_label, self.errors, "=~")  # a valid label and regex literal
-        for m in self.filter_matchers():
-            name = m.split("=", 1)[0].rstrip("!~")
+        from reliability.source.parsed import matcher_keys
+
+        for name, _, _ in matcher_keys(tuple(self.filter_matchers())):
             if name in (self.code_label, self.version_label, self.route_label, "__name__"):
                 raise ConfigurationError(f"[sli] filters = {self.filters!r} names {name}: filters may not slice the "
                                          "traffic by outcome, version or route, which could hide failures")

@@ -73,9 +73,11 @@ def settle(sli: Sli, client: Any) -> Sli:
                                      f"{', '.join(missing)}, so the version cannot be joined to the requests")
     codes = label_values(client, sli.code_label, counter)
     if not errors_match(sli.errors, codes):
+        spelt = "5.." if any(c.isdigit() and len(c) == 3 for c in codes) else "5" if any(
+            c.isdigit() for c in codes) else "5xx"
         raise ConfigurationError(f"{where} errors = {sli.errors!r} matches none of the {sli.code_label} values the "
                                  f"server has seen on {sli.requests} ({_shown(codes)}), nor a failure spelt like "
-                                 "them: for codes in classes write errors = \"5xx\" (or \"5\")")
+                                 f"them: write errors = \"{spelt}\"")
     return sli
 
 
