@@ -365,8 +365,9 @@ def test_serve_stops_everything_on_ctrl_c_or_sigterm(
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "c"))
     code = ("import sys; from pathlib import Path; from reliability.source.embedded import serve; "
             "sys.exit(serve(Path('data/love-history.om.gz')))")
+    # Started as a background job of a non-interactive shell (CI) is: with SIGINT inherited ignored.
     with subprocess.Popen([sys.executable, "-c", code], env=env, cwd=root, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True) as proc:
+                          stderr=subprocess.PIPE, text=True, preexec_fn=_ignore_sigint) as proc:
         try:
             assert proc.stdout is not None
             lines = []
@@ -404,3 +405,7 @@ def test_interpreter_exit_stops_a_forgotten_server(
     assert len(pids) == 2
     assert not any(process_exists(int(p)) for p in pids)
     assert not Path(data_dir).exists()
+
+
+def _ignore_sigint() -> None:  # runs in the child before exec
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -336,7 +336,9 @@ def test_ctrl_c_during_a_proof_prints_one_line_and_leaves_nothing_finished(tmp_p
     with subprocess.Popen([sys.executable, "-m", "reliability", "proof", "--start", "2025-10-26T09:00:00Z",
                            "--end", "2025-10-27T09:00:00Z", "--candidate", "v1.9.1", "--out", str(out)],
                           cwd=REPO, env={**os.environ, "PROMETHEUS_URL": prometheus_url},
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          # as a background job of a non-interactive shell (CI): SIGINT inherited ignored
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) as proc:
         assert proc.stderr is not None
         seen = []
         for line in proc.stderr:  # the condition, not the clock: the proof's work has begun

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sli_histories as h
 
-from reliability import paths
+from reliability import config, paths
 from reliability.analysis import measure
 from reliability.cli import scaffold
 from reliability.gate import proof
@@ -43,8 +43,10 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     with EmbeddedPrometheus(root / "history.om", config=repo / "monitoring" / "prometheus.yml",
                             cache_dir=root / "cache") as prom:
         client = PrometheusClient(prom.url)
+        settings = config.load(repo).sli()  # the reliability.toml init wrote, as the CLI reads it
+        assert settings.preset == preset.preset
         yield {"name": request.param, "written": written, "preset": preset, "truth": truth, "repo": repo,
-               "client": client, "sli": settle(preset, client.scoped(SCOPE))}
+               "client": client, "sli": settle(settings, client.scoped(SCOPE))}
 
 
 def params(s: dict, candidate: str) -> proof.ProofParams:

@@ -288,6 +288,10 @@ def serve(data_file: Path | None = None, *, port: int | None = None) -> int:
     The config is the current repository's ``monitoring/prometheus.yml`` (its rules), else the
     bundled one.
     """
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C must stop it even when started in the background of a shell, where SIGINT arrives
+        # ignored and Python keeps it so.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     with EmbeddedPrometheus(data_file, config=paths.find("monitoring/prometheus.yml"), port=port) as prom:
         first, last = prom.history_range
         span = f"{first:%Y-%m-%dT%H:%MZ} .. {last:%Y-%m-%dT%H:%MZ}"
