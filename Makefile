@@ -3,11 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+NODE   := tests/breaker_node
+NODE_STAMP := $(NODE)/node_modules/.installed-stamp
 KERNEL := love-reliability
 
 .PHONY: setup system-deps report test test-fast lab bench live clean-notebooks clean
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) $(NODE_STAMP)
 
 system-deps:
 	@sh scripts/system-deps.sh
@@ -18,6 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (love-reliability)" >/dev/null
 	touch $(STAMP)
+
+# The Node service with real opossum breakers (tests/test_opossum.py), versions pinned in its lock file.
+$(NODE_STAMP): $(NODE)/package-lock.json
+	cd $(NODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## The main job: the monitoring proof report on the bundled history.
 report: setup

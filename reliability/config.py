@@ -14,6 +14,8 @@ from typing import Any
 from reliability import paths
 from reliability.errors import ConfigurationError
 from reliability.gate.params import DEFAULT_DEPENDENCIES  # the directive's four, as breaker names
+from reliability.source.breaker_metrics import BreakerMetrics
+from reliability.source.breaker_metrics import resolve as resolve_breakers
 from reliability.source.sli import Sli, resolve
 
 if sys.version_info >= (3, 11):
@@ -30,6 +32,7 @@ class Settings:
     job: str = ""
     selector: str = ""
     sli_table: Mapping[str, Any] = field(default_factory=dict)  # [sli]: a preset and its overrides
+    breakers_table: Mapping[str, Any] = field(default_factory=dict)  # [breakers]: the breaker library's metrics
     rules: str = "monitoring/alerts.yml"
     dashboard: str = "monitoring/grafana-dashboard.json"
     junit: tuple[str, ...] = ()
@@ -45,6 +48,13 @@ class Settings:
             table = {}  # another preset's overrides do not apply to this one
         return resolve(table, preset=preset, where=f"{self.source or 'the settings'} [sli]")
 
+    def breakers(self, preset: str | None = None) -> BreakerMetrics:
+        """The breaker library's metrics (``--breakers PRESET`` replaces the preset, as ``--sli`` does)."""
+        table = self.breakers_table
+        if preset is not None and table.get("preset", "seed") != preset:
+            table = {}
+        return resolve_breakers(table, preset=preset, where=f"{self.source or 'the settings'} [breakers]")
+
     @property
     def scope(self) -> str:
         """The selector, or ``job="<job>"`` when only the job is given."""
@@ -55,7 +65,8 @@ class Settings:
         return matcher("job", self.job) if self.job else ""
 
 
-_KEYS = {f.name for f in fields(Settings)} - {"source", "notes", "sli_table"} | {"sli", "version_label"}
+_KEYS = {f.name for f in fields(Settings)} - {"source", "notes", "sli_table", "breakers_table"} | {
+    "sli", "breakers", "version_label"}
 
 
 def load(root: str | Path | None = None) -> Settings:
@@ -96,8 +107,12 @@ def _settings(table: dict[str, Any], path: Path) -> Settings:
             notes.append(f"{path}: version_label belongs in [sli] now; move it there (it is read from the top "
                          "level for now)")
     resolve(sli, where=f"{path} [sli]")  # a bad table is a usage error now, before any work
+    breakers = table.get("breakers", {})
+    if not isinstance(breakers, dict):
+        raise ConfigurationError(f"{path}: breakers must be a table ([breakers] with preset = \"opossum\", ...)")
+    resolve_breakers(breakers, where=f"{path} [breakers]")
     for key, value in table.items():
-        if key in ("sli", "version_label"):
+        if key in ("sli", "breakers", "version_label"):
             continue
         if key in ("junit", "dependencies"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -110,4 +125,4 @@ def _settings(table: dict[str, Any], path: Path) -> Settings:
         elif not isinstance(value, str):
             raise ConfigurationError(f"{path}: {key} must be a string")
         values[key] = value
-    return Settings(**values, sli_table=sli, source=str(path), notes=tuple(notes))
+    return Settings(**values, sli_table=sli, breakers_table=dict(breakers), source=str(path), notes=tuple(notes))

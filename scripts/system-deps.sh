@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs (as root on Debian/Ubuntu) or names the system packages this project needs:
 # Prometheus + promtool and Alertmanager (the embedded server), VictoriaMetrics (the
-# second-engine test), HAProxy 2.6 (the haproxy SLI preset's real-exporter test), Pango and
+# second-engine test), HAProxy 2.6 (the haproxy SLI preset's real-exporter test), Node.js and npm
+# (the opossum breaker test's service), Pango and
 # fonts (WeasyPrint's PDF), python3-venv (.venv).
 set -eu
 missing=""
@@ -10,6 +11,8 @@ command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
 command -v victoria-metrics >/dev/null 2>&1 || missing="$missing victoria-metrics"
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || missing="$missing libpango-1.0-0 libpangoft2-1.0-0"

@@ -24,6 +24,8 @@ import numpy as np
 
 from reliability.cli.rules import spelling
 from reliability.gate.params import DEFAULT_DEPENDENCIES
+from reliability.source.breaker_metrics import SEED as SEED_BREAKERS
+from reliability.source.breaker_metrics import BreakerMetrics
 from reliability.source.parsed import matcher_keys
 from reliability.source.sli import Sli
 
@@ -41,7 +43,7 @@ def _labels(pairs: dict[str, str]) -> str:
     return ",".join(f'{k}="{v}"' for k, v in pairs.items())
 
 
-def write(sli: Sli, path: Path) -> dict[str, float]:
+def write(sli: Sli, path: Path, *, breakers: BreakerMetrics = SEED_BREAKERS) -> dict[str, float]:
     """Write the history in ``sli``'s names; the candidate's true requests and failures in :data:`WINDOW`."""
     ok, bad = spelling(sli)
     client = "4" + bad[1:]
@@ -106,27 +108,109 @@ def write(sli: Sli, path: Path) -> dict[str, float]:
                     else CANDIDATE
                 lines.append(f'{sli.version_info}{{job="{job}",instance="{instance}",'
                              f'{sli.version_label}="{version}",telemetry_sdk_language="python"}} 1 {t}')
-    lines += _contract(times)
+    lines += _contract(times, breakers)
     lines.append("# EOF")
     path.write_text("\n".join(lines) + "\n")
     return truth
 
 
-def _contract(times: list[int]) -> list[str]:
-    """up, breakers and cache of the seed's contract for the service: all healthy."""
+#: The db breaker's outage in every written breaker history: it opens at 10:20, fails its half-open
+#: trial at 10:22 (a re-trip) and closes at 10:24; auth, realtime and storage never trip.
+OUTAGE = (START + timedelta(minutes=20), START + timedelta(minutes=22), START + timedelta(minutes=24))
+BREAKER_TRUTH = {"db": {"trips": 2, "retrips": 1, "closed_to_open": 1}}
+
+
+def _contract(times: list[int], breakers: BreakerMetrics = SEED_BREAKERS) -> list[str]:
+    """up, the breakers (in ``breakers``' library names, with :data:`OUTAGE`) and cache for the service."""
     base = f'job="{JOB}",instance="b:8080"'
     out = ["# HELP up Up.", "# TYPE up gauge"]
     out += [f'up{{job="{j}",instance="{i}"}} 1 {t}' for j, i in ((JOB, "a:8080"), (JOB, "b:8080"), (JOB, "c:8080"),
                                                                    (OTHER, "o:80")) for t in times]
-    out += ["# HELP circuit_breaker_state State.", "# TYPE circuit_breaker_state gauge"]
-    out += [f'circuit_breaker_state{{{base},breaker="{b}"}} 0 {t}' for b in DEFAULT_DEPENDENCIES for t in times]
-    out += ["# HELP circuit_breaker_transitions Transitions.", "# TYPE circuit_breaker_transitions counter"]
-    out += [f'circuit_breaker_transitions_total{{{base},breaker="{b}",from="closed",to="open"}} 0 {t}'
-            for b in DEFAULT_DEPENDENCIES for t in times]
-    out += ["# HELP circuit_breaker_calls Calls.", "# TYPE circuit_breaker_calls counter"]
-    out += [f'circuit_breaker_calls_total{{{base},breaker="{b}",outcome="success"}} {i * 5} {t}'
-            for b in DEFAULT_DEPENDENCIES for i, t in enumerate(times)]
+    out += _breakers(times, base, breakers)
     for name, n in (("queue_updates", 3), ("cache_invalidations", 3), ("cache_stale_reads", 0)):
         out += [f"# HELP {name} {name}.", f"# TYPE {name} counter"]
         out += [f'{name}_total{{{base},clinic="cardiology"}} {i * n} {t}' for i, t in enumerate(times)]
+    return out
+
+
+def _breakers(times: list[int], base: str, m: BreakerMetrics) -> list[str]:
+    opened, retrial, closed = (int(t.timestamp()) for t in OUTAGE)
+
+    def state(dep: str, t: int) -> int:  # 0 closed, 1 open, 2 half-open (one scrape each half-open)
+        if dep != "db" or not opened <= t < closed:
+            return 0
+        return 2 if t in (retrial - STEP, closed - STEP) else 1
+
+    out: list[str] = []
+    if m.kind == "seed":
+        out += ["# HELP circuit_breaker_state State.", "# TYPE circuit_breaker_state gauge"]
+        out += [f'circuit_breaker_state{{{base},breaker="{b}"}} {state(b, t)} {t}' for b in DEFAULT_DEPENDENCIES
+                for t in times]
+        out += ["# HELP circuit_breaker_transitions Transitions.", "# TYPE circuit_breaker_transitions counter"]
+        moves = {("closed", "open"): [opened], ("half_open", "open"): [retrial], ("open", "half_open"):
+                 [retrial - STEP, closed - STEP], ("half_open", "closed"): [closed]}
+        for b in DEFAULT_DEPENDENCIES:
+            for (frm, to), when in moves.items():
+                out += [f'circuit_breaker_transitions_total{{{base},breaker="{b}",from="{frm}",to="{to}"}} '
+                        f'{sum(w <= t for w in when) if b == "db" else 0} {t}' for t in times]
+        out += ["# HELP circuit_breaker_calls Calls.", "# TYPE circuit_breaker_calls counter"]
+        for b in DEFAULT_DEPENDENCIES:  # every series exists from the start, as the contract says
+            totals = {"success": 0, "rejected": 0, "failure": 0}
+            lines: dict[str, list[str]] = {k: [] for k in totals}
+            for t in times:
+                s = state(b, t)
+                totals["success" if s == 0 else "rejected" if s == 1 else "failure"] += 5 if s != 2 else 1
+                for k, v in totals.items():
+                    lines[k].append(f'circuit_breaker_calls_total{{{base},breaker="{b}",outcome="{k}"}} {v} {t}')
+            for k in totals:
+                out += lines[k]
+    elif m.kind == "opossum":  # one series per event, born at its first: no zeros, no half-open, no _total
+        out += [f"# HELP {m.events} A count of all circuit' events", f"# TYPE {m.events} unknown"]
+        for b in DEFAULT_DEPENDENCIES:
+            counts = {"fire": 0, "success": 0, "failure": 0, "reject": 0, "open": 0, "close": 0}
+            series: dict[str, list[str]] = {k: [] for k in counts}
+            for t in times:
+                s = state(b, t)
+                if s == 0:
+                    counts["fire"] += 5
+                    counts["success"] += 5
+                else:
+                    counts["fire"] += 5
+                    counts["reject" if s == 1 else "failure"] += 5 if s == 1 else 1
+                    counts["reject"] += 0 if s == 1 else 4
+                if b == "db" and t in (opened, retrial):
+                    counts["open"] += 1
+                    counts["failure"] += 5 if t == opened else 0
+                if b == "db" and t == closed:
+                    counts["close"] += 1
+                for k, v in counts.items():
+                    if v:
+                        series[k].append(f'{m.events}{{{base},{m.name_label}="{b}",event="{k}"}} {v} {t}')
+            for lines in series.values():
+                out += lines
+    else:  # resilience4j: the one-hot state gauge, calls by kind, not permitted; all from the start
+        out += [f"# HELP {m.state} State.", f"# TYPE {m.state} gauge"]
+        names = {0: "closed", 1: "open", 2: "half_open"}
+        for b in DEFAULT_DEPENDENCIES:
+            for st in ("closed", "open", "half_open", "forced_open", "disabled", "metrics_only"):
+                out += [f'{m.state}{{{base},{m.name_label}="{b}",state="{st}"}} '
+                        f'{int(names[state(b, t)] == st)} {t}' for t in times]
+        families: dict[str, list[str]] = {m.calls: [], m.not_permitted: []}
+        for b in DEFAULT_DEPENDENCIES:
+            ok = failed = rejected = 0
+            successful, failures = [], []
+            for t in times:
+                s = state(b, t)
+                ok += 5 if s == 0 else 0
+                failed += 1 if s == 2 and t == retrial - STEP else 0
+                rejected += 5 if s == 1 else 0
+                successful.append(f'{m.calls}{{{base},kind="successful",{m.name_label}="{b}"}} {ok} {t}')
+                failures.append(f'{m.calls}{{{base},kind="failed",{m.name_label}="{b}"}} {failed} {t}')
+                families[m.not_permitted].append(f'{m.not_permitted}{{{base},kind="not_permitted",'
+                                                 f'{m.name_label}="{b}"}} {rejected} {t}')
+            families[m.calls] += successful + failures
+        out += [f"# HELP {m.calls} Calls.", f"# TYPE {m.calls} unknown", *families[m.calls]]
+        rejected_family = m.not_permitted.removesuffix("_total")
+        out += [f"# HELP {rejected_family} Rejected.", f"# TYPE {rejected_family} counter",
+                *families[m.not_permitted]]
     return out

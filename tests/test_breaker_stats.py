@@ -78,7 +78,7 @@ def test_another_services_breakers_stay_out_of_scope(client, truth) -> None:
     start, end = ts(truth["windows"]["bad_deploy"]["start"]), ts(truth["windows"]["bad_deploy"]["end"])
     with pytest.warns(StatisticalWarning):
         mine = breaker_stats(client, start, end, selector=f'job="{truth["generator"]["job"]}"')
-    with pytest.raises(NoDataError, match=r"no circuit_breaker_state samples .* for job=\"no-such-service\""):
+    with pytest.raises(NoDataError, match=r"no breaker metrics .* for job=\"no-such-service\""):
         breaker_stats(client, start, end, selector='job="no-such-service"')
     assert set(mine.summary["breaker"]) == set(truth["breakers"])
 

@@ -157,7 +157,8 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
     os.environ["PROMETHEUS_URL"] = url
     params = {"start": start.isoformat(), "end": end.isoformat(), "candidate": args.candidate,
               "stable": stable, "selector": selector, "confidence": confidence,
-              "sli": sli.as_table(), "junit": junit, "partial_scope": args.partial_scope,
+              "sli": sli.as_table(), "breakers": settings.breakers(args.breakers).as_table(), "junit": junit,
+              "partial_scope": args.partial_scope,
               "dependencies": list(args.dependency or settings.dependencies),
               "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files,
               "lang": args.lang, **({"build": args.build} if args.build else {})}

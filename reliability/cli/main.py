@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from reliability.cli import gate
-from reliability.cli.options import EXITS, proof_options, sli_option, subcommand
+from reliability.cli.options import EXITS, breakers_option, proof_options, sli_option, subcommand
 from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
 from reliability.gate.verdict import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE
 
@@ -67,7 +67,7 @@ def cmd_sli(args: argparse.Namespace) -> int:
               "`reliability sli --prometheus-url URL` finds which ones a server has.")
         return 0
     from reliability.source.prom import PrometheusClient
-    from reliability.source.sli_check import detect
+    from reliability.source.sli_check import detect, detect_breakers
 
     client = PrometheusClient(args.prometheus_url, retries=1, timeout=15)
     client.check_tls()
@@ -81,6 +81,11 @@ def cmd_sli(args: argparse.Namespace) -> int:
               f"{f.sli.version_label}: {', '.join(f.versions[:8]) or 'none seen'}; "
               f"{f.sli.code_label}: {', '.join(f.codes[:8])})")
         print(f.table(f.jobs[0] if len(f.jobs) == 1 else None) + "\n")
+    for preset, metrics, names in detect_breakers(client):
+        print(f"== breakers: {preset}: {metrics.describe().rsplit(' [', 1)[0]} ({', '.join(names[:8]) or 'none'})")
+        prefix = metrics.events[:-len("circuit")] if metrics.kind == "opossum" and metrics.events.endswith(
+            "circuit") else ""
+        print(f'[breakers]\npreset = "{preset}"' + (f'\nprefix = "{prefix}"' if prefix else "") + "\n")
     return 0
 
 
@@ -110,10 +115,11 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from reliability.cli import scaffold
+    from reliability.source.breaker_metrics import resolve as resolve_breakers
     from reliability.source.sli import resolve
 
     written = scaffold.init(Path(args.dir).resolve(), job=args.job, selector=args.selector, force=args.force,
-                            sli=resolve(preset=args.sli),
+                            sli=resolve(preset=args.sli), breakers=resolve_breakers(preset=args.breakers),
                             **({"dependencies": tuple(args.dependency)} if args.dependency else {}))
     for f in written:
         print(f"  wrote {f}")
@@ -214,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: db, auth, realtime, storage)")
     p.add_argument("--force", action="store_true", help="overwrite files that exist")
     sli_option(p)
+    breakers_option(p)
     p.set_defaults(func=cmd_init)
     return parser
 

@@ -55,6 +55,7 @@ def proof_options(p: argparse.ArgumentParser) -> None:
                    help="an external service the backend calls, by its breaker label; repeat for each (default: "
                         "the settings' dependencies, else db, auth, realtime, storage)")
     sli_option(p)
+    breakers_option(p)
     p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
     p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
     p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
@@ -76,6 +77,15 @@ def sli_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sli", choices=list(PRESETS), metavar="PRESET",
                    help=f"the metric convention to read requests from: {', '.join(PRESETS)} (default: the "
                         "settings' [sli], else seed); `reliability sli` lists them")
+
+
+def breakers_option(p: argparse.ArgumentParser) -> None:
+    """``--breakers PRESET``: which breaker library's metrics the breakers are read from."""
+    from reliability.source.breaker_metrics import PRESETS
+
+    p.add_argument("--breakers", choices=list(PRESETS), metavar="PRESET",
+                   help=f"the breaker library whose metrics to read: {', '.join(PRESETS)} (default: the settings' "
+                        "[breakers], else seed)")
 
 
 def missing_evidence(last: Any, start: datetime, threshold: float, min_watch: float) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from reliability.errors import ConfigurationError
+from reliability.source.breaker_metrics import BreakerMetrics
 from reliability.source.parsed import matcher_keys
 from reliability.source.promql import escape_label_value, matcher
 from reliability.source.sli import Sli
@@ -175,3 +176,32 @@ def write(out: Path, sli: Sli, scope: list[str], *, force: bool = False) -> list
     for path, text in targets.items():
         path.write_text(text)
     return list(targets)
+
+
+def breaker_group(metrics: BreakerMetrics) -> dict[str, Any]:
+    """The two breaker alerts of the bundle (stuck open, flapping) in the breaker library's names."""
+    n = metrics.name_label
+    by = f"sum by (job, instance, {n})"
+    if metrics.kind == "opossum":  # no state gauge: rejecting and never succeeding is stuck open
+        events = metrics.events
+        stuck = (f'({by} (increase({events}{{event="reject"}}[5m])) > 0) unless '
+                 f'({by} (increase({events}{{event="success"}}[5m])) > 0)')
+        flapping = f'{by} (increase({events}{{event="open"}}[30m])) >= 3'
+    elif metrics.kind == "resilience4j":  # no transition counter: every trip is two changes of the gauge
+        stuck = f'max by (job, instance, {n}) ({metrics.state}{{state=~"open|half_open|forced_open"}}) > 0'
+        flapping = f'{by} (changes({metrics.state}{{state="open"}}[30m])) >= 6'
+    else:
+        stuck = f"{metrics.state} > 0"
+        flapping = f'{by} (increase({metrics.transitions}{{to="open"}}[30m])) >= 3'
+    label = "{{ $labels." + n + " }}"
+    return {"name": "circuit_breakers", "rules": [
+        {"alert": "CircuitBreakerStuckOpen", "expr": stuck, "for": "5m", "labels": {"severity": "critical"},
+         "annotations": {"summary": f"Circuit breaker {label} on {{{{ $labels.instance }}}} has not closed for "
+                                    "5 minutes",
+                         "description": f"Read from {metrics.describe()}: calls to that dependency are being "
+                                        "rejected."}},
+        {"alert": "CircuitBreakerFlapping", "expr": flapping, "for": "5m", "labels": {"severity": "warning"},
+         "annotations": {"summary": f"Circuit breaker {label} on {{{{ $labels.instance }}}} opened 3+ times in "
+                                    "30 minutes",
+                         "description": "The dependency fails intermittently; each open rejects calls."}},
+    ]}

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from reliability import paths
 from reliability.config import DEFAULT_DEPENDENCIES
 from reliability.errors import ConfigurationError
+from reliability.source.breaker_metrics import PRESETS as BREAKER_PRESETS
+from reliability.source.breaker_metrics import SEED as SEED_BREAKERS
+from reliability.source.breaker_metrics import BreakerMetrics
 from reliability.source.parsed import add_matchers
 from reliability.source.promql import escape_label_value, matcher, parse_selector
 from reliability.source.sli import PRESETS, SEED, Sli
@@ -28,7 +32,8 @@ _EXPR = re.compile(r"^(?P<indent>\s*)expr: (?P<expr>.+)$", re.M)
 
 
 def init(directory: Path, *, job: str, selector: str | None = None, force: bool = False,
-         dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES, sli: Sli = SEED) -> list[Path]:
+         dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES, sli: Sli = SEED,
+         breakers: BreakerMetrics = SEED_BREAKERS) -> list[Path]:
     """Write the scaffold into ``directory``; the written paths. Refuses to overwrite unless ``force``.
 
     With the seed's SLI the bundled rules and tests are scoped; with any other, the SLI's rules come
@@ -39,8 +44,8 @@ def init(directory: Path, *, job: str, selector: str | None = None, force: bool 
     scope = parse_selector(selector) if selector else [matcher("job", job)]
     if not any(m.startswith("job=") for m in scope):
         scope = [matcher("job", job), *scope]
-    files = _render(job, scope, tuple(dependencies)) if sli.preset == "seed" and sli == SEED else \
-        _render_sli(job, scope, tuple(dependencies), sli)
+    files = _render(job, scope, tuple(dependencies)) if sli == SEED and breakers == SEED_BREAKERS else \
+        _render_sli(job, scope, tuple(dependencies), sli, breakers)
     targets = {directory / rel: text for rel, text in files.items()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
@@ -72,27 +77,26 @@ def _render(job: str, scope: list[str], dependencies: tuple[str, ...]) -> dict[s
     return out
 
 
-def _render_sli(job: str, scope: list[str], dependencies: tuple[str, ...], sli: Sli) -> dict[str, str]:
+def _render_sli(job: str, scope: list[str], dependencies: tuple[str, ...], sli: Sli,
+                breakers: BreakerMetrics = SEED_BREAKERS) -> dict[str, str]:
     """The scaffold for a service in another convention: its rules written by ``reliability rules``,
-    the breaker alerts of the bundle beside them, the dashboard in its names."""
+    the breaker alerts in its breaker library's names beside them, the dashboard in both."""
     import yaml
 
     from reliability.cli import rules
     from reliability.cli.sli_dashboard import rewrite
 
     alerts, tests = rules.render(sli, scope)
-    bundled = yaml.safe_load((paths.MONITORING / "alerts.yml").read_text())
-    breakers = [g for g in bundled["groups"] if g["name"] == "circuit_breakers"]
-    alerts += _scope_rules(yaml.safe_dump({"groups": breakers}, sort_keys=False, width=10_000), scope).replace(
-        "groups:\n", "", 1)
+    group = yaml.safe_dump({"groups": [rules.breaker_group(breakers)]}, sort_keys=False, width=10_000)
+    alerts += _scope_rules(group, scope, metrics=breakers.exported()).replace("groups:\n", "", 1)
     out = _render(job, scope, dependencies)
     for name in [n for n in out if n.startswith("monitoring/tests/") or n == "monitoring/recording.yml"]:
         del out[name]
     out["monitoring/alerts.yml"] = alerts  # self-contained: its recording rules are in it
     out["monitoring/prometheus.yml"] = out["monitoring/prometheus.yml"].replace("  - recording.yml\n", "")
     out["monitoring/alerts_test.yml"] = tests
-    out["monitoring/grafana-dashboard.json"] = rewrite(out["monitoring/grafana-dashboard.json"], sli)
-    out[paths.CONFIG_NAME] = _settings(job, ",".join(scope), dependencies, sli)
+    out["monitoring/grafana-dashboard.json"] = rewrite(_dashboard(job, breakers), sli)
+    out[paths.CONFIG_NAME] = _settings(job, ",".join(scope), dependencies, sli, breakers)
     return out
 
 
@@ -102,13 +106,13 @@ def _header(job: str) -> str:
             "# or hide these alerts. Regenerate with `reliability init --force`.\n")
 
 
-def _scope_rules(text: str, scope: list[str]) -> str:
+def _scope_rules(text: str, scope: list[str], *, metrics: Sequence[str] = CONTRACT) -> str:
     """Each ``expr:`` line with the scope added to its raw-metric selectors (quoted for YAML)."""
     import yaml
 
     def scoped(m: re.Match[str]) -> str:
         expr = yaml.safe_load(m["expr"])
-        new = add_matchers(str(expr), scope, metrics=CONTRACT)
+        new = add_matchers(str(expr), scope, metrics=metrics)
         return f"{m['indent']}expr: '{new.replace(chr(39), chr(39) * 2)}'"
 
     result = _EXPR.sub(scoped, text)
@@ -140,8 +144,10 @@ def _prometheus_yml(job: str) -> str:
 """
 
 
-def _dashboard(job: str) -> str:
-    doc = json.loads((paths.MONITORING / "grafana-dashboard.json").read_text())
+def _dashboard(job: str, breakers: BreakerMetrics = SEED_BREAKERS) -> str:
+    from reliability.cli.sli_dashboard import breaker_panels, each_expr
+
+    doc = json.loads(breaker_panels((paths.MONITORING / "grafana-dashboard.json").read_text(), breakers))
     variables = doc.setdefault("templating", {}).setdefault("list", [])
     variables.insert(1, {
         "name": "job", "label": "Job", "type": "query",
@@ -154,17 +160,7 @@ def _dashboard(job: str) -> str:
         "skipUrlSync": False, "sort": 1,
     })
 
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("expr"), str) and node["expr"].strip():
-                node["expr"] = _scope_panel(_rename(node["expr"], job))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(doc.get("panels", []))
+    each_expr(doc, lambda expr: _scope_panel(_rename(expr, job), (*CONTRACT, *breakers.exported())))
     doc["title"] = f"{doc.get('title', 'love backend')} ({job})"
     doc["uid"] = re.sub(r"[^a-zA-Z0-9-]", "-", f"rel-{job}")[:40]
     return json.dumps(doc, indent=2) + "\n"
@@ -173,7 +169,7 @@ def _dashboard(job: str) -> str:
 _RANGE_VARIABLE = re.compile(r"\[(\$\{?\w+\}?)\]")
 
 
-def _scope_panel(expr: str) -> str:
+def _scope_panel(expr: str, metrics: Sequence[str] = CONTRACT) -> str:
     """A panel query with ``job=~"$job"`` on its raw-metric selectors.
 
     Grafana variables in ranges (``[$__rate_interval]``) are not PromQL: each becomes a unique
@@ -185,7 +181,7 @@ def _scope_panel(expr: str) -> str:
     stand_in = {var: 1_000_003 + i for i, var in enumerate(found)}
     for var, seconds in stand_in.items():
         expr = expr.replace(f"[{var}]", f"[{seconds}s]")
-    out = add_matchers(expr, ['job=~"$job"'], metrics=CONTRACT)
+    out = add_matchers(expr, ['job=~"$job"'], metrics=metrics)
     for var, seconds in stand_in.items():
         printed = str(promql_parser.parse(f"x[{seconds}s]"))[len("x{}["):-1]
         out = out.replace(f"[{printed}]", f"[{var}]")
@@ -240,7 +236,7 @@ tests:
 
 
 def _settings(job: str, selector: str, dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES,
-              sli: Sli = SEED) -> str:
+              sli: Sli = SEED, breakers: BreakerMetrics = SEED_BREAKERS) -> str:
     deps = ", ".join(json.dumps(d) for d in dependencies)
     return f"""# love-reliability: this repository's deploy gate (`reliability proof` reads this file;
 # command-line options win). Credentials never go here: PROMETHEUS_URL and the token come
@@ -259,7 +255,19 @@ dependencies = [{deps}]
 # field overridden (requests, code_label, errors, version_label, version_info, filters).
 [sli]
 {_sli_table(sli)}
+
+# Which breaker library's metrics show the breakers: seed (monitoring/METRICS.md), opossum
+# (opossum-prometheus; prefix = its metricPrefix) or resilience4j (Micrometer).
+[breakers]
+preset = {json.dumps(breakers.preset)}{_prefix(breakers)}
 """
+
+
+def _prefix(breakers: BreakerMetrics) -> str:
+    default = BREAKER_PRESETS[breakers.preset].events
+    if breakers.kind == "opossum" and breakers.events != default and breakers.events.endswith(default):
+        return f"\nprefix = {json.dumps(breakers.events[:-len(default)])}"
+    return ""
 
 
 def _sli_table(sli: Sli) -> str:

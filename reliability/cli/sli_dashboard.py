@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
+from reliability.source.breaker_metrics import BreakerMetrics
 from reliability.source.parsed import parse, selector_text, vector_selectors, wrap_calls
 from reliability.source.sli import SEED, Sli
 
@@ -36,10 +38,16 @@ def rewrite(dashboard_json: str, sli: Sli) -> str:
             else:
                 var["query"] = new
 
+    each_expr(doc, lambda expr: panel(expr, sli) if SEED.requests in expr else expr)
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def each_expr(doc: dict[str, Any], change: Callable[[str], str]) -> None:
+    """Every panel target's ``expr`` of a dashboard replaced by ``change(expr)``, in place."""
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("expr"), str) and SEED.requests in node["expr"]:
-                node["expr"] = panel(node["expr"], sli)
+            if isinstance(node.get("expr"), str) and node["expr"].strip():
+                node["expr"] = change(node["expr"])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -47,7 +55,6 @@ def rewrite(dashboard_json: str, sli: Sli) -> str:
                 walk(value)
 
     walk(doc.get("panels", []))
-    return json.dumps(doc, indent=2) + "\n"
 
 
 def panel(expr: str, sli: Sli) -> str:
@@ -102,3 +109,30 @@ def _printed(seconds: int) -> str:
     import promql_parser
 
     return str(promql_parser.parse(f"x[{seconds}s]"))[len("x{}["):-1]
+
+
+#: The bundle's breaker panels, written on the seed's contract.
+SEED_BREAKER_PANELS = ("count(circuit_breaker_state > 0) or vector(0)",
+                       "max by (instance, breaker) (circuit_breaker_state)",
+                       'sum by (breaker) (increase(circuit_breaker_transitions_total{to="open"}[$__rate_interval]))')
+
+
+def breaker_panels(dashboard_json: str, breakers: BreakerMetrics) -> str:
+    """The dashboard with its breaker panels in the breaker library's names (before the job scope is added):
+    breakers not closed now, their state (opossum: its rejections, it has no state gauge), their trips."""
+    n = breakers.name_label
+    if breakers.kind == "opossum":
+        e = breakers.events
+        new = (f'count(sum by ({n}) (increase({e}{{event="reject"}}[5m])) > 0) or vector(0)',
+               f'sum by (instance, {n}) (increase({e}{{event="reject"}}[$__rate_interval]))',
+               f'sum by ({n}) (increase({e}{{event="open"}}[$__rate_interval]))')
+    elif breakers.kind == "resilience4j":
+        st = breakers.state
+        new = (f'count(max by ({n}) ({st}{{state=~"open|half_open|forced_open"}}) > 0) or vector(0)',
+               f'max by (instance, {n}) ({st}{{state="open"}})',
+               f'sum by ({n}) (changes({st}{{state="open"}}[$__rate_interval]))')
+    else:
+        return dashboard_json
+    doc = json.loads(dashboard_json)
+    each_expr(doc, lambda expr: new[SEED_BREAKER_PANELS.index(expr)] if expr in SEED_BREAKER_PANELS else expr)
+    return json.dumps(doc, indent=2) + "\n"

@@ -23,12 +23,10 @@ from reliability.source.promql import _squash, format_duration, parse_duration
 from reliability.source.sli import SEED, Sli
 
 SEED_RULE = "High5xxErrorRate"
-# The metric contract beyond the SLI's counter: what the report and the rules read (monitoring/METRICS.md).
+# The metric contract beyond the SLI's counter and the breakers' metrics: what the report and the rules
+# read (monitoring/METRICS.md).
 CONTRACT_METRICS = (
     "up",
-    "circuit_breaker_state",
-    "circuit_breaker_transitions_total",
-    "circuit_breaker_calls_total",
     "queue_updates_total",
     "cache_invalidations_total",
     "cache_stale_reads_total",
@@ -343,6 +341,7 @@ def run_all(
     now: datetime | None = None,
     job: str | None = None,
     sli: Sli = SEED,
+    breakers: Any = None,
 ) -> list[Check]:
     """All monitoring checks in the order a reader would investigate them.
 
@@ -368,8 +367,10 @@ def run_all(
         checks.append(Check("Rate ranges", Status.FAIL, True, f"cannot read the rules: {exc}"))
         groups = []
     if metrics is None:
+        from reliability.source.breaker_metrics import SEED as SEED_BREAKERS
+
         metrics = [*rule_metrics(groups), sli.requests, *((sli.version_info,) if sli.version_info else ()),
-                   *CONTRACT_METRICS]
+                   *(breakers or SEED_BREAKERS).exported(), *CONTRACT_METRICS]
     checks.append(series_present(client, start, end, metrics))
     if groups:
         seconds, source = server_scrape_interval(client, job, fallback=prometheus_yml)

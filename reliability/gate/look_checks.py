@@ -59,7 +59,7 @@ def _breakers(p: ProofParams, client: Any) -> list[Check]:
     """The proof's two breaker checks at the look: none OPEN now, every dependency has a breaker."""
     from reliability.analysis.breakers.observed import state_at
 
-    opened, exported = state_at(client, p.start, p.end)
+    opened, exported = state_at(client, p.start, p.end, metrics=p.breakers)
     found = []
     if opened:
         found.append(Check("Circuit breakers at the window end", Status.FAIL, True,

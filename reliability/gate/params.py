@@ -7,6 +7,8 @@ from datetime import datetime
 
 from reliability import paths
 from reliability.errors import ConfigurationError
+from reliability.source.breaker_metrics import SEED as SEED_BREAKERS
+from reliability.source.breaker_metrics import BreakerMetrics
 from reliability.source.parsed import matcher_keys
 from reliability.source.promql import parse_selector
 from reliability.source.sli import SEED, Sli
@@ -42,6 +44,7 @@ class ProofParams:
     confidence: float = 0.95
     method: str = "clopper-pearson"
     sli: Sli = SEED  # which counter and labels the requests are read from
+    breakers: BreakerMetrics = SEED_BREAKERS  # which library's metrics the breakers are read from
     margin: float = 0.005
     step: float = 60.0
     bucket: float = 300.0  # seconds per bucket of the dispersion estimate

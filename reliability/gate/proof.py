@@ -21,6 +21,7 @@ from reliability.errors import NoDataError, ReliabilityError
 from reliability.gate import alert_replay, sections
 from reliability.gate.params import ProofParams
 from reliability.gate.verdict import Check, Status, Verdict, decide
+from reliability.source.breaker_metrics import resolve as resolve_breakers
 from reliability.source.prom import PrometheusClient
 from reliability.source.sli import resolve
 
@@ -165,6 +166,7 @@ def params_from(values: dict[str, Any], *, root: str | os.PathLike[str] | None =
     if v.get("version_label") and "version_label" not in table:  # the parameter before [sli] held it
         table["version_label"] = v["version_label"]
     plain["sli"] = resolve(table, where="the sli parameter")
+    plain["breakers"] = resolve_breakers(v.get("breakers") or {}, where="the breakers parameter")
     return ProofParams(
         start=parse_time(v["start"], name="start"), end=parse_time(v["end"], name="end"), candidate=v["candidate"],
         stable=v.get("stable") or default_stable(root),

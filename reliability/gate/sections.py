@@ -92,9 +92,9 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
         raise PrometheusUnavailable(f"Prometheus at {client.url} is unreachable: the monitoring "
                                     "checks could not run", url=client.url)
     found = checks.run_all(client, rule_file=Path(p.rules), start=p.start, end=p.end, now=client.now(),
-                           job=p.job(), sli=p.sli)
+                           job=p.job(), sli=p.sli, breakers=p.breakers)
     dash = load_dashboard(Path(p.dashboard))
-    results = panels.run_panels(dash, client, p.start, p.end, failures=failure_matchers(p.sli))
+    results = panels.run_panels(dash, client, p.start, p.end, failures=failure_matchers(p.sli, p.breakers))
     # No samples at all, or a window under one bucket: panels without data are missing evidence.
     empty = (p.end - p.start).total_seconds() < p.bucket or any(
         c.name == "Series present" and c.status is Status.INCONCLUSIVE and "no series of any metric" in c.detail
@@ -106,12 +106,12 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
     return MonitoringSection(found, dash, results), found
 
 
-def failure_matchers(sli: Sli = SEED) -> tuple[tuple[str, str, str], ...]:
+def failure_matchers(sli: Sli = SEED, breakers: Any = None) -> tuple[tuple[str, str, str], ...]:
     """The matchers that select failures (5xx, a breaker's trips): a panel empty only for them is right."""
     from reliability.analysis.breakers.observed import TRIPPED
     from reliability.source.parsed import matcher_keys
 
-    return matcher_keys((sli.error_matcher, TRIPPED))
+    return matcher_keys((sli.error_matcher, *((TRIPPED,) if breakers is None else breakers.failure_matchers)))
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, 
     from reliability.analysis.breakers.observed import unexpected
 
     name = "Circuit breakers at the window end"
-    stats = breaker_stats(client, p.start, p.end)  # the client carries the service's scope
+    stats = breaker_stats(client, p.start, p.end, source=p.breakers)  # the client carries the service's scope
     state = stats.state
     last = state.sort_values("time").groupby(["breaker", "instance"]).tail(1)
     fresh = last[last["time"] >= p.end - pd.Timedelta(minutes=5)]
@@ -283,10 +283,10 @@ def breakers(p: ProofParams, client: PrometheusClient) -> tuple[BreakerSection, 
     else:
         checks = [Check(name, Status.PASS, True, f"{plural(len(set(last['breaker'])), 'breaker')} closed at "
                                                  f"{iso(p.end)}; {plural(trips, 'trip')} in the window")]
-    return section, [*checks, _coverage_check(coverage, unexpected(stats, p.dependencies))]
+    return section, [*checks, _coverage_check(coverage, unexpected(stats, p.dependencies), p.breakers.describe())]
 
 
-def _coverage_check(coverage: pd.DataFrame, extra: list[str]) -> Check:
+def _coverage_check(coverage: pd.DataFrame, extra: list[str], source: str = "monitoring/METRICS.md") -> Check:
     """The seed's rule: every external service the backend calls is wrapped in a breaker that is used."""
     name = "A breaker on every dependency"
     missing = coverage.loc[coverage["status"] == "missing", "dependency"].tolist()
@@ -296,7 +296,7 @@ def _coverage_check(coverage: pd.DataFrame, extra: list[str]) -> Check:
         them = "it" if len(missing) == 1 else "them"
         return Check(name, Status.FAIL, True, f"no circuit breaker for {', '.join(missing)}: the backend calls "
                                               f"{them} unprotected, or does not export its breaker metrics "
-                                              f"(monitoring/METRICS.md){also}")
+                                              f"({source}){also}")
     if idle:
         return Check(name, Status.INCONCLUSIVE, True,
                      f"the breaker of {', '.join(idle)} saw no calls in the window, so it is not shown to wrap "

@@ -103,3 +103,11 @@ def sli(preset: str | None = None, *, root: str | Path | None = None) -> Any:
     from reliability import config, paths
 
     return config.load(paths.repo(root)).sli(preset)
+
+
+def breakers(preset: str | None = None, *, root: str | Path | None = None) -> Any:
+    """The breaker library whose metrics the notebooks read: the repository's ``[breakers]``, or ``preset``
+    (``"opossum"``, ``"resilience4j"``); pass it as ``source=`` to the breaker helpers."""
+    from reliability import config, paths
+
+    return config.load(paths.repo(root)).breakers(preset)

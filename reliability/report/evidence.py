@@ -22,7 +22,7 @@ def evidence(proof: Proof) -> dict[str, Any]:
     p = proof.params
     assert proof.verdict is not None
     rel: dict[str, Any] = {"version_label": p.sli.version_label, "candidate": p.candidate, "sli": p.sli.as_table(),
-                           "metric": p.sli.describe()}
+                           "metric": p.sli.describe(), "breakers": p.breakers.as_table()}
     section = proof.sections.get("reliability")
     if section is not None:
         b = section.bound

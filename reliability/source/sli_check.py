@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reliability.errors import ConfigurationError, PrometheusError
+from reliability.source.breaker_metrics import BreakerMetrics
 from reliability.source.index import label_values
 from reliability.source.sli import PRESETS, Sli
 
@@ -133,3 +134,34 @@ def detect(client: Any) -> list[Found]:
                 best[name] = (score, Found(sli.preset, s, jobs, versions, codes))
             break
     return [found for _, found in best.values()]
+
+
+def detect_breakers(client: Any) -> list[tuple[str, BreakerMetrics, list[str]]]:
+    """The breaker libraries whose metrics the server holds: ``(preset, metrics, breaker names)``.
+
+    opossum-prometheus' counter is found by its ``event`` label, whatever ``metricPrefix`` the app set.
+    """
+    from reliability.source.breaker_metrics import PRESETS as BREAKERS
+    from reliability.source.breaker_metrics import resolve as resolve_breakers
+
+    found = []
+    for preset, m in BREAKERS.items():
+        try:
+            if m.kind == "opossum":
+                names = [n for n in label_values(client, "__name__", '{event=~"open|fire|success|failure"}')
+                         if re.fullmatch(r"(\w*?)circuit(_total)?", n)]
+                if not names:
+                    continue
+                prefix = re.fullmatch(r"(\w*?)circuit(_total)?", names[0]).group(1)  # type: ignore[union-attr]
+                m = resolve_breakers({"prefix": prefix} if prefix else {}, preset="opossum")
+                if names[0].endswith("_total"):
+                    m = replace(m, events=names[0])
+                source = m.metric(names[0])
+            else:
+                if not label_values(client, "__name__", m.state):
+                    continue
+                source = m.state
+            found.append((preset, m, label_values(client, m.name_label, source)))
+        except PrometheusError:
+            continue
+    return found

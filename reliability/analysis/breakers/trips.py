@@ -18,24 +18,7 @@ import pandas as pd
 
 from reliability.errors import ConfigurationError, StatisticalWarning
 
-# The love backend's breaker metrics are queried by observed.breaker_stats (one place).
-# resilience4j (Micrometer) equivalents, for services that use it; see from_resilience4j().
-R4J_STATE = 'max by (name, state) (resilience4j_circuitbreaker_state{{job="{job}"}})'
-R4J_NOT_PERMITTED = ('sum by (name) '
-                     '(increase(resilience4j_circuitbreaker_not_permitted_calls_total{{job="{job}"}}[{window}]))')
-R4J_CALLS = 'sum by (name, kind) (increase(resilience4j_circuitbreaker_calls_seconds_count{{job="{job}"}}[{window}]))'
-
-
-
-def query(template: str, *, job: str, **params: str | float) -> str:
-    """One of the resilience4j templates above with ``job`` escaped, so no job value can change the query.
-
-    >>> print(query(R4J_STATE, job='x"} or vector(1) #'))
-    max by (name, state) (resilience4j_circuitbreaker_state{job="x\\"} or vector(1) #"})
-    """
-    from reliability.source.promql import escape_label_value
-
-    return template.format(job=escape_label_value(job), **params)
+# The breakers' metrics are read by analysis/breakers/sources.py, whatever library exports them.
 
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
