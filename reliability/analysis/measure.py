@@ -81,11 +81,11 @@ def totals(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli
     frame["errors"] = frame["errors"].fillna(0.0)
     frame = frame[frame["requests"] > 0].reset_index(drop=True)
     if frame.empty:
-        who = f" of {sli.version_label}={version!r}" if version is not None else ""
+        who = f" of {sli.version_label}={version!r}" if version is not None and sli.version_info else ""
         raise NoDataError(
             f"no requests in {sli.selector(_matchers(selector), version=version)}{who} between "
             f"{start.isoformat()} and {end.isoformat()}: no traffic, or the selector matches nothing "
-            f"(the SLI is {sli.preset}: `reliability sli` shows what the server has); R cannot be proven from no data"
+            "(`reliability sli` shows what the server has); R cannot be proven from no data"
         )
     return frame
 
