@@ -358,6 +358,33 @@ def test_ctrl_c_during_a_proof_prints_one_line_and_leaves_nothing_finished(tmp_p
     assert not out.exists() and (tmp_path / "out.incomplete" / "INCOMPLETE.txt").exists()
 
 
+SWALLOWED = """
+import importlib, sys, weakref
+main = importlib.import_module("reliability.cli.main")
+from reliability.report import incomplete
+sys.unraisablehook = main._swallowed
+incomplete.interrupted.set()  # the handler ran once: its KeyboardInterrupt is now raised...
+
+class Lock: pass
+
+def cb(ref):  # ...inside a weakref callback, as an import lock's clean-up can be
+    raise KeyboardInterrupt
+
+lock = Lock()
+ref = weakref.ref(lock, cb)
+del lock
+print("went on")
+"""
+
+
+def test_an_interrupt_python_swallows_still_ends_the_run_with_the_one_line() -> None:
+    """CI once showed an "Exception ignored ... KeyboardInterrupt" traceback: the interrupt landed in
+    importlib's weakref callback, was printed and dropped, and the run ended only by the grace timer."""
+    done = subprocess.run([sys.executable, "-c", SWALLOWED], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert done.stderr == "reliability: interrupted\n" and "went on" not in done.stdout
+
+
 def test_the_exit_code_table_in_the_readme_is_what_the_tests_assert() -> None:
     table = (REPO / "README.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and

@@ -243,6 +243,15 @@ def _interrupt(signum: int, frame: object) -> None:
 GRACE = 10.0
 
 
+def _swallowed(unraisable: object) -> None:
+    """An interrupt raised where Python cannot propagate it (a weakref callback, a ``__del__``, as in
+    an import lock's clean-up) is "ignored" and printed as a traceback: end the run now instead, with
+    the one line, rather than waiting :data:`GRACE` seconds after a stray traceback."""
+    if getattr(unraisable, "exc_type", None) is KeyboardInterrupt:
+        _forced_exit()
+    sys.__unraisablehook__(unraisable)  # type: ignore[arg-type]
+
+
 def _forced_exit() -> None:
     """Set aside what the run made, say the one line, and end the process (its children die with it)."""
     from reliability.report import incomplete
@@ -271,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _interrupt)
+        sys.unraisablehook = _swallowed
 
     try:
         return int(args.func(args))
