@@ -281,10 +281,20 @@ def test_watch_replays_the_looks_and_decides_go_on_the_canary_and_no_go_on_the_b
     r = gate("watch", "--candidate", "v1.9.1", "--start", canary["start"], "--deadline", canary["end"],
              "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "go"))
     assert r.returncode == 0, r.stdout + r.stderr
-    lines = [line for line in r.stdout.splitlines() if " UTC  requests " in line]
-    assert len(lines) == 60 and lines[-1].endswith("-> GO")  # one line per look, GO at the minimum watch
+    out = r.stdout.splitlines()
+    lines = [line for line in out if " UTC  requests " in line]
+    # One line per look and a sentence under each; GO as soon as the evidence says so: no fixed minimum watch.
+    assert lines[-1].endswith("-> GO") and len(lines) < 60, lines[-1]
+    assert out[out.index(lines[-1]) + 1].strip().startswith("GO: outside incidents the 5xx share is proven below")
+    assert all(out[out.index(line) + 1].startswith("    GO ") for line in lines[:-1])  # what GO waited for
     assert "Decision: GO (watch GO, proof GO)" in r.stdout
-    assert json.loads((tmp_path / "go" / "evidence.json").read_text())["window"]["end"].startswith("2025-10-26T10:00")
+    went = f"2025-10-26T{lines[-1][11:16]}"
+    assert json.loads((tmp_path / "go" / "evidence.json").read_text())["window"]["end"].startswith(went)
+    # A policy minimum still holds GO back to it.
+    r = gate("watch", "--candidate", "v1.9.1", "--start", canary["start"], "--deadline", canary["end"],
+             "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "policy"),
+             "--min-watch", "60m")
+    assert r.returncode == 0 and "Watch: GO at 2025-10-26 10:00 UTC (60 min after the start)" in r.stdout, r.stdout
     # Its own failing regression tests stop the bad deploy at the first look, the reason on that look's line.
     r = gate("watch", "--candidate", "v1.9.0", "--start", bad["start"], "--deadline", bad["end"],
              "--junit", str(paths.DATA / "junit" / "v1.9.0.xml"), "--out", str(tmp_path / "tests"))
@@ -292,7 +302,8 @@ def test_watch_replays_the_looks_and_decides_go_on_the_canary_and_no_go_on_the_b
     assert "Watch: NO-GO at 2025-10-24 10:01 UTC (1 min after the start)" in r.stdout
     first = r.stdout.splitlines()[0]
     assert first.startswith("2025-10-24 10:01 UTC") and first.endswith("-> NO-GO")
-    assert r.stdout.splitlines()[1].strip().startswith("Regression tests: 40 tests: 36 passed, 3 failed")
+    assert r.stdout.splitlines()[1].strip() == "NO-GO: a required check of the proof failed at this look (below)"
+    assert r.stdout.splitlines()[2].strip().startswith("Regression tests: 40 tests: 36 passed, 3 failed")
     # With passing tests, the db breaker OPEN at 10:12 stops it, 9 minutes before R alone would (10:21).
     r = gate("watch", "--candidate", "v1.9.0", "--start", bad["start"], "--deadline", bad["end"],
              "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "nogo"))

@@ -90,7 +90,9 @@ def test_the_watch_decides_both_ways(served: dict) -> None:
     client = served["client"].scoped(SCOPE)
     good = list(looks(client, params(served, h.CANDIDATE), h.WINDOW[1]))
     bad = list(looks(client, params(served, h.FAILING), h.WINDOW[1]))
-    assert good[-1].decision == "GO" and len(good) == 60  # at the minimum watch
+    # The written history starts 5 minutes before the window: too short to know the stable's incidents, so
+    # the documented prior stands in, and the deciding look says so.
+    assert good[-1].decision == "GO" and "the stable's history is too short" in good[-1].line(), good[-1].line()
     assert bad[-1].decision == "NO-GO" and len(bad) < 30
 
 

@@ -204,7 +204,7 @@ def _promote_on_go(args: argparse.Namespace, verdict: str, stable_file: Path) ->
 def cmd_watch(args: argparse.Namespace) -> int:
     from reliability.gate.look_checks import LookChecks
     from reliability.gate.proof import params_from
-    from reliability.gate.watch import LookLog, looks
+    from reliability.gate.watch import LookLog, explain, looks
     from reliability.report.bundle import produce
     from reliability.source import from_env
     from reliability.times import parse_duration, parse_time
@@ -212,6 +212,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     deadline = parse_time(args.deadline, name="--deadline")
     interval = parse_duration(args.interval, name="--interval")
     min_watch = parse_duration(args.min_watch, name="--min-watch")
+    lookback = parse_duration(args.lookback, name="--lookback")
     args.end, args.deadline = args.deadline, args.proof_deadline  # the final proof's window and time bound
     if not args.out:  # the same command finds the same folder and state again after a restart
         start = parse_time(args.start, name="--start")
@@ -220,17 +221,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
     p = params_from(params, root=paths.repo(args.repo))  # the proof's own parameters, its window ending at the deadline
     client = from_env().scoped(p.service_scope())
     _say(f"watch: {args.candidate} from {params['start']} until {deadline.isoformat()}, a look every "
-         f"{interval:g} s, no GO before {min_watch:g} s")
+         f"{interval:g} s, the stable's incidents read over the {args.lookback} before"
+         + (f", no GO before {min_watch:g} s" if min_watch else ""))
     state = Path(args.state).absolute() if args.state else out.with_name(out.name + ".watch.sqlite")
     log = LookLog(state, {"candidate": p.candidate, "start": p.start, "selector": p.selector, "interval": interval,
-                          "confidence": p.confidence, "min_watch": min_watch})
+                          "confidence": p.confidence, "min_watch": min_watch, "lookback": lookback})
     resumed = len(log.recorded())
     if resumed:
         _say(f"watch: resuming from {state} ({resumed} looks recorded)")
-    last = None
+    last, looked = None, 0
     try:
-        for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch, log=log,
-                          checks=LookChecks(p)):
+        for last in looks(client, p, deadline, interval=interval, alpha=1 - p.confidence, min_watch=min_watch,
+                          lookback=lookback, log=log, checks=LookChecks(p)):
+            looked += 1
             print(last.line(), flush=True)
     finally:
         log.close()
@@ -241,6 +244,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if watched == "INCONCLUSIVE" and last is not None:
         print(f"  {missing_evidence(last, p.start, p.threshold, min_watch)}")
     params["end"] = at.isoformat()
+    if last is not None:  # the report says what the watch decided and why, in the look's sentence
+        why = (explain(last.look, last.decision, p.start) if watched != "INCONCLUSIVE"
+               else missing_evidence(last, p.start, p.threshold, min_watch))
+        params["watch"] = {"decision": watched, "from": f"{p.start:%Y-%m-%d %H:%M} UTC",
+                           "at": f"{at:%Y-%m-%d %H:%M} UTC", "looks": looked, "why": why.rstrip(".")}
     _start(params)
     bundle = produce(params, out, progress=_say, cwd=paths.repo(args.repo))
     _print_bundle(bundle)

@@ -160,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline", required=True, help="the last look; INCONCLUSIVE if nothing decided by then "
                                                      "(ISO 8601 or now+2h). Both in the past: the looks are replayed")
     p.add_argument("--interval", default="1m", help="time between looks, whole minutes (default 1m)")
-    p.add_argument("--min-watch", default="60m", help="no GO before this much watching (default 60m)")
+    p.add_argument("--min-watch", default="0", help="a policy minimum: no GO before this much watching (default "
+                                                    "none: the incident guard sets its own from the data)")
+    p.add_argument("--lookback", default="14d", help="the stable version's history the incident guard reads "
+                                                    "(default 14d)")
     p.add_argument("--proof-deadline", default="15m", help="the final proof's time bound (default 15m)")
     p.add_argument("--state", help="the looks so far, kept across restarts (default: <out>.watch.sqlite); run "
                                    "the same command again to resume")

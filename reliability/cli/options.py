@@ -89,23 +89,28 @@ def breakers_option(p: argparse.ArgumentParser) -> None:
 
 
 def missing_evidence(last: Any, start: datetime, threshold: float, min_watch: float) -> str:
-    """What an undecided watch lacks: requests, and the time they take at the watched traffic."""
+    """What an undecided watch lacks: the incident guard's exposure, requests, and the time they take."""
     from reliability.analysis.stats.sequential import requests_needed
+    from reliability.gate.watch import explain
     from reliability.times import format_duration
 
     lk = last.look
     if lk.requests == 0:
         return "no requests from the candidate yet: is it taking traffic, and does --candidate match its version label?"
-    need = requests_needed(lk, threshold=threshold)
-    if need is None:
-        return (f"R = {lk.r:.5f} is not above {threshold}: at this 5xx ratio no amount of traffic proves it; "
-                "it is not failing clearly enough for NO-GO either")
     watched = (last.at - start).total_seconds()
     wait = (f"; and no GO before the minimum watch, {format_duration(min_watch - watched)} more"
             if watched < min_watch else "")
+    if lk.r <= threshold:
+        return (f"R = {lk.r:.5f} is not above {threshold}: at this 5xx ratio no amount of traffic proves it; "
+                "it is not failing clearly enough for NO-GO either")
+    if not lk.room > 0:  # GO waits for incident-free exposure (or the 5xx outside incidents are at the bar)
+        return explain(lk, None, start) + wait
+    need = requests_needed(lk, threshold=threshold)
+    if need is None:
+        return explain(lk, None, start) + wait
     if need <= lk.requests:
         return f"the evidence is there{wait}: set a later --deadline"
     rate = lk.requests / max(watched, 1.0)
     return (f"not proven yet: about {need:,.0f} requests in all are needed ({need - lk.requests:,.0f} more), "
             f"about {format_duration(max(60, round((need - lk.requests) / rate)))} more at this traffic, if the 5xx "
-            f"ratio and its clustering stay as observed{wait}")
+            f"ratio outside incidents, its clustering and the incidents' bound stay as observed{wait}")

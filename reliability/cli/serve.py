@@ -17,22 +17,25 @@ It binds 127.0.0.1 unless told otherwise, requires ``Authorization: Bearer <toke
 candidate is an escaped label value, the selector names a service), bounds each request's work
 (a window of at most :data:`MAX_WINDOW_DAYS`, at most :data:`CONCURRENCY` looks at once, the
 client's deadline and answer size), and never returns the Prometheus URL or credentials. It
-gates on R only: the other checks of the proof run in ``proof``/``watch``.
+gates on R only (the watch's evidence, with the stable version's history and, given ``stable``, its
+counts beside the canary): the other checks of the proof run in ``proof``/``watch``.
 """
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import os
 import threading
-from datetime import datetime, timezone
+from collections import OrderedDict
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from reliability.errors import ConfigurationError, ReliabilityError
 from reliability.gate.params import ProofParams
-from reliability.gate.watch import look_at
+from reliability.gate.watch import Counts, explain, look_at
 from reliability.source import from_env
 from reliability.source.prom import PrometheusClient
 from reliability.source.sli import SEED, Sli
@@ -40,8 +43,31 @@ from reliability.times import parse_duration, parse_time
 
 TOKEN_VARIABLE = "RELIABILITY_SERVE_TOKEN"
 MAX_WINDOW_DAYS = 7
+MAX_LOOKBACK_DAYS = 30
 CONCURRENCY = 8
 MAX_BODY = 64 * 1024
+
+
+class Histories:
+    """The stable's history before each watched start, kept across calls (it ends at the start, so it never
+    changes): a metric provider asking every minute reads the 14 days once, not at every call."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size, self.items, self.lock = size, OrderedDict[Any, Counts](), threading.Lock()
+
+    def get(self, key: Any) -> Counts | None:
+        with self.lock:
+            return self.items.get(key)
+
+    def put(self, key: Any, counts: Counts) -> None:
+        with self.lock:
+            self.items[key] = counts
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+HISTORIES = Histories()
 
 
 class BadRequest(ConfigurationError):
@@ -50,10 +76,10 @@ class BadRequest(ConfigurationError):
 
 def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = "", sli: Sli = SEED) -> dict[str, Any]:
     """The JSON answer for one canary: its verdict at ``at`` (default now) and the figures behind it."""
-    unknown = sorted(set(query) - {"candidate", "start", "at", "selector", "min_watch", "confidence"})
+    known = ("candidate", "start", "at", "stable", "selector", "min_watch", "lookback", "confidence")
+    unknown = sorted(set(query) - set(known))
     if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}; known: candidate, start, at, selector, "
-                         "min_watch, confidence")
+        raise BadRequest(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
     for key in ("candidate", "start"):
         if not query.get(key):
             raise BadRequest(f"missing parameter {key!r}: pass candidate=<version label> and start=<ISO 8601>")
@@ -61,16 +87,29 @@ def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = 
     at = parse_time(query["at"], name="at") if query.get("at") else datetime.now(timezone.utc)
     if not 0 < (at - start).total_seconds() <= MAX_WINDOW_DAYS * 86400:
         raise BadRequest(f"start {query['start']} must be before at and at most {MAX_WINDOW_DAYS} days earlier")
+    lookback = parse_duration(query.get("lookback") or "14d", name="lookback")
+    if not 0 < lookback <= MAX_LOOKBACK_DAYS * 86400:
+        raise BadRequest(f"lookback {query['lookback']} must be positive and at most {MAX_LOOKBACK_DAYS} days")
     confidence = float(query.get("confidence") or 0.95)
-    params = ProofParams(start=start, end=at, candidate=query["candidate"],
+    params = ProofParams(start=start, end=at, candidate=query["candidate"], stable=query.get("stable") or None,
                          selector=query.get("selector", selector), confidence=confidence, sli=sli)
-    min_watch = parse_duration(query.get("min_watch") or "60m", name="min_watch")
-    current = look_at(client.scoped(params.service_scope()), params, at, alpha=1 - confidence, min_watch=min_watch)
+    min_watch = parse_duration(query.get("min_watch") or "0", name="min_watch")
+    key = (params.stable, start, lookback, params.selector, sli)
+    seen = {"history": HISTORIES.get(key) or Counts(start - timedelta(seconds=lookback))}
+    current = look_at(client.scoped(params.service_scope()), params, at, alpha=1 - confidence, min_watch=min_watch,
+                      lookback=lookback, seen=seen)
+    HISTORIES.put(key, seen["history"])
     lk = current.look
-    return {"verdict": current.decision or "INCONCLUSIVE", "candidate": params.candidate,
+    answer = {"verdict": current.decision or "INCONCLUSIVE", "candidate": params.candidate, "stable": params.stable,
             "start": start.isoformat(), "at": at.isoformat(), "requests": lk.requests, "errors_5xx": lk.errors,
-            "r": None if lk.requests == 0 else lk.r, "phi": lk.phi, "log_evidence_go": lk.log_go,
-            "log_evidence_nogo": lk.log_nogo, "decides_at": 1 / lk.alpha, "min_watch_s": min_watch}
+            "r": None if lk.requests == 0 else lk.r, "phi": lk.phi, "why": explain(lk, current.decision, start),
+            "log_evidence_go": lk.log_go, "go_decides_at": 2 / lk.alpha, "log_evidence_nogo": lk.log_nogo,
+            "decides_at": 1 / lk.alpha, "incidents": lk.incidents, "incident_bound": lk.route or None,
+            "room_outside_incidents": lk.room, "go_after_minutes": lk.go_after,
+            "log_evidence_not_worse_than_stable": lk.log_not_worse, "log_evidence_worse_than_stable": lk.log_worse,
+            "min_watch_s": min_watch, "lookback_s": lookback}
+    # JSON has no NaN or Infinity (a figure that does not apply yet, or a bound never reached): null.
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in answer.items()}
 
 
 def make_handler(client: PrometheusClient, *, token: str | None, selector: str = "",
