@@ -12,7 +12,7 @@ import time
 
 from benchmarks.common import machine
 
-MODULES = ("pushdown", "replay", "report_phases", "engines", "scaling", "clustered", "watch")
+MODULES = ("pushdown", "replay", "report_phases", "engines", "scaling", "clustered", "watch", "watch_regimes")
 
 
 def main(argv: list[str] | None = None) -> int:
