@@ -65,6 +65,11 @@ class PrometheusQueryError(PrometheusError):
         self.query = query
 
 
+class QueryTooLarge(PrometheusQueryError):
+    """The server refused a query for its size (``--query.max-samples``, a query timeout,
+    VictoriaMetrics' ``-search.maxSamplesPerQuery``): asked in smaller pieces, it may be answered."""
+
+
 class GateFailed(ReliabilityError):
     """The proof notebook, run by papermill as the gate itself, decided anything but GO.
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import pandas as pd
 
-from reliability.errors import ConfigurationError, NoDataError
+from reliability.errors import ConfigurationError, NoDataError, QueryTooLarge
 from reliability.source.frames import utc
+from reliability.source.pieces import over_window
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration, matcher, parse_selector
 from reliability.source.sli import SEED, Sli
+from reliability.times import parse_duration
 
 Selector = str | Sequence[str] | None
 
@@ -58,13 +60,15 @@ def totals(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli
     requests but no failure series has 0 errors (it served no 5xx), which is not masking.
     """
     keys = list(by)
-    if sli.joins(version, by):
+    window_seconds(start, end)  # a window that ends before it starts is the caller's error, said first
+    if sli.joins(version, by):  # each minute joined to the version of its time
         n, e = _joined_totals(client, start, end, sli=sli, selector=selector, version=version, by=keys)
     else:
-        q_all, q_err = totals_queries(start, end, sli=sli, selector=selector, version=version, by=by)
-        at = utc(end)
-        n = client.query(q_all, at)
-        e = client.query(q_err, at)
+        # One increase() over the window (it extrapolates once); in pieces if the server refuses it whole.
+        m, grp = _matchers(selector), _by(by)
+        n, e = (over_window(client, lambda rng, errors=errors: sli.counted(
+                    "increase", rng, matchers=m, errors=errors, version=version, by=grp), start, end, "sum")
+                for errors in (False, True))
     for frame in (n, e):  # an empty answer (no 5xx at all: the best case) has no label columns
         for k in keys:
             if k not in frame:
@@ -118,8 +122,9 @@ def first_seen(client: PrometheusClient, start: datetime, end: datetime, *, sli:
     """
     seconds = window_seconds(start, end)
     resolution = format_duration(max(60.0, math.ceil(seconds / 720 / 60) * 60))
-    q = f"min_over_time(timestamp(sum({sli.selector(_matchers(selector))}))[{format_duration(seconds)}:{resolution}])"
-    frame = client.query(q, utc(end))
+    series = sli.selector(_matchers(selector))
+    frame = over_window(client, lambda rng: f"min_over_time(timestamp(sum({series}))[{rng}:{resolution}])",
+                        start, end, "min")
     if frame.empty or not math.isfinite(float(frame["value"].iloc[0])):
         return None
     return pd.Timestamp(float(frame["value"].iloc[0]), unit="s", tz="UTC").to_pydatetime()
@@ -250,7 +255,23 @@ def burn_ratio_query(*, sli: Sli = SEED, selector: Selector = None, windows: Seq
 
 def burn_ratios(client: PrometheusClient, at: datetime, *, sli: Sli = SEED, selector: Selector = None,
                 windows: Sequence[str] = BURN_WINDOWS) -> dict[str, float | None]:
-    """5xx ratio per window ending at ``at``; a window without traffic maps to None, not 0."""
-    frame = client.query(burn_ratio_query(sli=sli, selector=selector, windows=windows), utc(at))
+    """5xx ratio per window ending at ``at``; a window without traffic maps to None, not 0.
+
+    One query; if the server refuses it for its size, each window's failures and requests are
+    counted on their own (in pieces where needed) and divided, which is the same ratio."""
+    try:
+        frame = client.query(burn_ratio_query(sli=sli, selector=selector, windows=windows), utc(at))
+    except QueryTooLarge:
+        return {w: _ratio_in_pieces(client, at, w, sli=sli, selector=selector) for w in windows}
     got = dict(zip(frame.get("window", []), frame.get("value", []), strict=True)) if len(frame) else {}
     return {w: (float(got[w]) if w in got else None) for w in windows}
+
+
+def _ratio_in_pieces(client: PrometheusClient, at: datetime, window: str, *, sli: Sli,
+                     selector: Selector) -> float | None:
+    start = utc(at) - pd.Timedelta(seconds=parse_duration(window)).to_pytimedelta()
+    try:
+        counts = totals(client, start, utc(at), sli=sli, selector=selector)
+    except NoDataError:
+        return None
+    return float(counts["errors"].iloc[0] / counts["requests"].iloc[0])

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from reliability.errors import ConfigurationError, DashboardError, PrometheusError
+from reliability.errors import ConfigurationError, DashboardError, PrometheusError, QueryTooLarge
 from reliability.gate.dashboard import ALL, Dashboard
 from reliability.gate.no_data import diagnose
 from reliability.gate.verdict import Check, Status
@@ -173,6 +173,8 @@ def run_panels(
                          client.query_range(expr, start, end, fitted_step(expr, step, scrape_interval, window)))
             except (DashboardError, PrometheusError) as exc:
                 row["error"] = str(exc).splitlines()[0]
+                if isinstance(exc, QueryTooLarge):  # the server's limit, not the panel's text: unproven
+                    row["status"] = "REFUSED"
                 rows.append(row)
                 continue
             labels = label_columns(frame)
@@ -214,6 +216,12 @@ def dashboard_check(results: pd.DataFrame, *, window_empty: bool = False) -> Che
         return Check(name, Status.INCONCLUSIVE, True, f"{len(failed)} of {len(results)} panel queries return no "
                                                       f"data{span}: the window holds no samples; choose a window "
                                                       "inside the history")
+    if len(failed) and (failed["status"] == "REFUSED").all():
+        lines = [f"{r.panel!r} ({r.ref_id}): [{r.expr}]" for r in failed.itertuples()]
+        return Check(name, Status.INCONCLUSIVE, True,
+                     f"{len(failed)} of {len(results)} panel queries were refused by the server for their size{span} "
+                     "(Grafana meets the same limit): record them with recording rules (`reliability rules`), "
+                     "or raise the server's limit (--query.max-samples):\n" + "\n".join(lines))
     if len(failed):
         lines = [f"{r.panel!r} ({r.ref_id}): {r.error} [{r.expr}]" for r in failed.itertuples()]
         return Check(name, Status.FAIL, True,

@@ -136,7 +136,7 @@ def run(params: ProofParams, client: PrometheusClient, *, progress: Callable[[st
             proof.errors[name] = error
         proof.checks.extend(found)
     proof.verdict = decide(proof.checks)
-    cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series"]
+    cols = ["kind", "query", "time", "start", "end", "step", "http_requests", "seconds", "series", "pieces"]
     log = pd.DataFrame([r.__dict__ for b in branches for r in b.log], columns=cols)
     # A polled check (rules, Alertmanagers) asks the same question until it is answered. The
     # table lists each question once, so the report re-rendered from the snapshot (which
@@ -144,7 +144,7 @@ def run(params: ProofParams, client: PrometheusClient, *, progress: Callable[[st
     keys = ["kind", "query", "time", "start", "end", "step"]
     proof.queries = (log.groupby(keys, sort=False, dropna=False)
                      .agg(http_requests=("http_requests", "sum"), seconds=("seconds", "sum"),
-                          series=("series", "last"))
+                          series=("series", "last"), pieces=("pieces", "max"))
                      .reset_index()[cols])
     return proof
 

@@ -102,7 +102,9 @@ def provenance(proof: Proof) -> pd.DataFrame:
         kinds = log["kind"].fillna("api").value_counts().sort_index()
         rows.append({"item": "queries", "value": (  # the same on a re-render: no timings here
             f"{len(log):,} ({', '.join(f'{n} {k}' for k, n in kinds.items())}); "
-            "every query and its answer: queries.json.gz")})
+            "every query and its answer: queries.json.gz"
+            + (f"; {split} refused whole for their size and asked in pieces (the server's query limits)"
+               if (split := int((log["pieces"].fillna(1) != 1).sum())) else ""))})
     for key, entry in inputs(proof.params).items():
         for e in entry if isinstance(entry, list) else [entry]:
             digest = f"sha256 {e['sha256'][:16]}…" if e["sha256"] else "missing"

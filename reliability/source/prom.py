@@ -25,15 +25,16 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from reliability.errors import ConfigurationError, PrometheusError, PrometheusUnavailable
+from reliability.errors import ConfigurationError, PrometheusError, PrometheusUnavailable, QueryTooLarge
 from reliability.source import session as transport
 from reliability.source.frames import _n_series, label_columns, tidy, utc
 from reliability.source.recorded import READY_KEY, error_key, recorded_error, write_snapshot
 from reliability.source.session import Final, Retryable, num
-from reliability.source.stats import QueryRecord, Stats, calling
+from reliability.source.stats import QueryRecord, Stats, calling, count_refusal
 
 MAX_POINTS = 11_000          # Prometheus' hard limit of points per series in a range query
 CHUNK_POINTS = 10_000        # stay clearly below it
+MAX_SPLITS = 255             # a range query refused for its size is asked in at most 256 pieces
 ONCE = frozenset({"status/config", "status/buildinfo", "status/flags"})  # a run's unchanging answers
 _RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
@@ -91,7 +92,7 @@ class PrometheusClient:
         self._snapshot: dict[str, Any] = {}
         self._once: tuple[threading.Lock, dict[str, Any]] = (threading.Lock(), {})  # shared by branches
         self.scope: tuple[str, ...] = ()
-        self.breaker = breaker if breaker is not None else _default_breaker()
+        self.breaker = breaker if breaker is not None else transport.default_breaker()
         session, headers, auth = transport.credentials_session()
         session.hooks["response"].append(self._remember)
         # Retries are ours (backoff, jitter, breaker); urllib3's own must be off.
@@ -163,19 +164,14 @@ class PrometheusClient:
         promql = self._scope(promql)
         at = utc(at)
         t0, n0 = time.perf_counter(), self._stats.http_requests
-        data = self._fetch(("instant", promql, _ts(at)),
-                           lambda: self._call(lambda: self._typed(
-                               self._api.custom_query(promql, params={"time": _ts(at)}), ("vector", "scalar"), promql),
-                               promql))
-        frame = tidy(data)
+        frame = tidy(self._fetch(("instant", promql, _ts(at)), lambda: self._call(lambda: self._typed(
+            self._api.custom_query(promql, params={"time": _ts(at)}), ("vector", "scalar"), promql), promql)))
         self._record(QueryRecord("instant", promql, time=at, series=_n_series(frame)), t0, n0)
         return frame
 
     def query_range(self, promql: str, start: datetime, end: datetime, step: float | timedelta) -> pd.DataFrame:
-        """Evaluate ``promql`` at start, start+step, ... <= end, chunked under 11,000 points.
-
-        Chunks start on the same step grid, so no sample is duplicated at chunk edges.
-        """
+        """Evaluate ``promql`` at start, start+step, ... <= end, chunked under 11,000 points on one step
+        grid (no sample twice at chunk edges), a chunk the server refuses for its size asked in halves."""
         promql = self._scope(promql)
         start, end = utc(start), utc(end)
         step_s = step.total_seconds() if isinstance(step, timedelta) else float(step)
@@ -184,18 +180,33 @@ class PrometheusClient:
         if end < start:
             raise ConfigurationError(f"range end {end.isoformat()} is before its start {start.isoformat()}")
         t0, n0 = time.perf_counter(), self._stats.http_requests
-        frames = []
-        for chunk_start, chunk_end, step_text in transport.range_chunks(start.timestamp(), end.timestamp(), step_s,
-                                                                         CHUNK_POINTS):
-            params = {"query": promql, "start": chunk_start, "end": chunk_end, "step": step_text}
-            key = ("range", promql, params["start"], params["end"], params["step"])
-            frames.append(tidy(self._fetch(key, lambda p=params: self._call(
-                lambda: self._typed(self._range(p), ("matrix",), promql), promql))))
+        frames: list[pd.DataFrame] = []
+        splits = [MAX_SPLITS]
+        for chunk in transport.range_chunks(start.timestamp(), end.timestamp(), step_s, CHUNK_POINTS):
+            frames += self._pieces(promql, *(round(float(t) * 1000) for t in chunk), splits)
         frame = pd.concat(frames, ignore_index=True) if frames else tidy([])
-        labels = label_columns(frame)
-        frame = frame.drop_duplicates(subset=[*labels, "time"], keep="first").reset_index(drop=True)
-        self._record(QueryRecord("range", promql, start=start, end=end, step=step_s, series=_n_series(frame)), t0, n0)
+        frame = frame.drop_duplicates(subset=[*label_columns(frame), "time"], keep="first").reset_index(drop=True)
+        self._record(QueryRecord("range", promql, start=start, end=end, step=step_s, series=_n_series(frame),
+                                 pieces=len(frames)), t0, n0)
         return frame
+
+    def _pieces(self, promql: str, first_ms: int, last_ms: int, step_ms: int, splits: list[int]) -> list[pd.DataFrame]:
+        """The grid ``first_ms, +step_ms, ... last_ms`` in one request, or in two halves when the server refuses
+        it for its size (at most :data:`MAX_SPLITS` times a query): steps are evaluated apart, so exactly."""
+        params = {"query": promql, "start": num(first_ms / 1000), "end": num(last_ms / 1000),
+                  "step": num(step_ms / 1000)}
+        key = ("range", promql, params["start"], params["end"], params["step"])
+        try:
+            return [tidy(self._fetch(key, lambda: self._call(
+                lambda: self._typed(self._range(params), ("matrix",), promql), promql)))]
+        except QueryTooLarge as exc:
+            if (steps := (last_ms - first_ms) // step_ms + 1) < 2 or splits[0] <= 0:
+                why = "a single step" if steps < 2 else f"{MAX_SPLITS + 1} pieces"
+                raise transport.refused_in_pieces(exc, why) from None
+            splits[0] -= 1
+            mid = first_ms + (steps // 2 - 1) * step_ms
+            return (self._pieces(promql, first_ms, mid, step_ms, splits)
+                    + self._pieces(promql, mid + step_ms, last_ms, step_ms, splits))
 
     def api(self, path: str, params: dict[str, Any] | None = None) -> Any:
         """GET ``/api/v1/<path>`` and return its ``data`` member (rules, alertmanagers, status/buildinfo...).
@@ -271,6 +282,7 @@ class PrometheusClient:
             data = get()
         except PrometheusError as exc:  # recorded too: a replay must fail the way the run did
             self._snapshot[error_key(key)] = recorded_error(exc)
+            count_refusal(self._stats, key, exc)
             raise
         self._snapshot[json.dumps(key)] = data
         return data
@@ -369,7 +381,7 @@ class PrometheusClient:
             resp = self._stats.last_response
             status = resp.status_code if resp is not None else 0
             error_type, error = transport.error_fields(resp)
-            if status >= 500 or status == 0:
+            if (status >= 500 or status == 0) and not transport.too_large(status, error_type, error):
                 raise Retryable(f"HTTP {status} {error_type}: {error}".strip()) from exc
             return Final(transport.query_error(self.url, status, error_type, error, query))
 
@@ -379,13 +391,6 @@ class PrometheusClient:
         self._stats.add(
             replace(record, http_requests=self._stats.http_requests - n0, seconds=time.perf_counter() - t0)
         )
-
-
-def _default_breaker() -> Any:
-    """5 consecutive failed attempts open the breaker for 30 s: a dead server fails fast."""
-    from reliability.source.breaker import CircuitBreaker
-
-    return CircuitBreaker(failure_threshold=5, timeout=30.0, name="prometheus")
 
 
 def _ts(t: datetime) -> str:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reliability.errors import PrometheusError, PrometheusQueryError, PrometheusUnavailable
+from reliability.errors import PrometheusError, PrometheusQueryError, PrometheusUnavailable, QueryTooLarge
 
 #: Whether the server answered /-/ready when the run asked (a replay answers the same).
 READY_KEY = json.dumps(["ready"])
@@ -42,7 +42,8 @@ def recorded_error(exc: PrometheusError) -> dict[str, Any]:
 
 def replayed_error(failed: dict[str, Any], url: str) -> PrometheusError:
     """The error the original run met for this query (the server failed or refused it)."""
-    if failed.get("class") == "PrometheusQueryError":
-        return PrometheusQueryError(failed["message"], url=url, error_type=failed.get("error_type") or "",
+    if failed.get("class") in ("PrometheusQueryError", "QueryTooLarge"):  # a refused piece is split again
+        kind = QueryTooLarge if failed["class"] == "QueryTooLarge" else PrometheusQueryError
+        return kind(failed["message"], url=url, error_type=failed.get("error_type") or "",
                                     query=failed.get("query"))
     return PrometheusUnavailable(failed["message"], url=url)

@@ -20,7 +20,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from reliability.errors import ConfigurationError, PrometheusQueryError
+from reliability.errors import ConfigurationError, PrometheusQueryError, QueryTooLarge
 
 
 class Retryable(Exception):
@@ -247,8 +247,38 @@ def check_result_type(resp: requests.Response | None, kinds: tuple[str, ...], *,
                                    "Prometheus-compatible server", url=url, error_type="bad_result", query=query)
 
 
+#: How servers say a query is too large for their limits: Prometheus (``--query.max-samples``,
+#: promql/engine.go ErrTooManySamples; ``--query.timeout``, errorType "timeout"), VictoriaMetrics
+#: (``-search.maxSamplesPerQuery``, ``-search.maxSeries``...), Thanos and Mimir (sample and series limits).
+TOO_LARGE = re.compile(r"too many samples|maxSamplesPerQuery|maxSeries|maxPointsPerTimeseries|maximum number of "
+                       r"(samples|series)|max number of (samples|series)|query timed out|exceeded the limit",
+                       re.IGNORECASE)
+
+
+def too_large(status: int, error_type: str, error: str) -> bool:
+    """Whether an answer refuses a query for its size (smaller pieces may pass), not for its text."""
+    return error_type == "timeout" or (status in (400, 422, 503) and bool(TOO_LARGE.search(error)))
+
+
+def refused_in_pieces(exc: QueryTooLarge, pieces: str) -> QueryTooLarge:
+    """The refusal that splitting could not get past: the answer is INCONCLUSIVE, and this says what to do."""
+    return QueryTooLarge(f"{exc} -- refused even in {pieces}; the server's limits are below what one evaluation "
+                         "needs: raise them (--query.max-samples, --query.timeout, -search.maxSamplesPerQuery) or "
+                         "narrow the scope", url=exc.url, error_type=exc.error_type, query=exc.query)
+
+
+def default_breaker() -> Any:
+    """5 consecutive failed attempts open the breaker for 30 s: a dead server fails fast."""
+    from reliability.source.breaker import CircuitBreaker
+
+    return CircuitBreaker(failure_threshold=5, timeout=30.0, name="prometheus")
+
+
 def query_error(url: str, status: int, error_type: str, error: str, query: str) -> PrometheusQueryError:
     """A 4xx answer as an exception that says what to do, from Prometheus' ``errorType`` and ``error``."""
+    if too_large(status, error_type, error):
+        return QueryTooLarge(f"Prometheus at {url} refused a query for its size ({status} {error_type}: {error})"
+                             f"\n  query: {query}", url=url, error_type=error_type or f"http_{status}", query=query)
     hint = HINTS.get(error_type, "")
     if status in (401, 403):
         hint = "set PROMETHEUS_BEARER_TOKEN or PROMETHEUS_USERNAME/PROMETHEUS_PASSWORD for this server"

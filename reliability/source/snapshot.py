@@ -12,7 +12,7 @@ from typing import Any
 from reliability.errors import ConfigurationError
 from reliability.source.prom import PrometheusClient
 from reliability.source.recorded import READY_KEY, error_key, replayed_error
-from reliability.source.stats import Stats
+from reliability.source.stats import Stats, count_refusal
 
 MAX_SNAPSHOT_BYTES = 512 << 20  # far above any proof's answers (a 30-day proof records a few MB)
 
@@ -58,7 +58,8 @@ class SnapshotClient(PrometheusClient):
             return self._snapshot[k]
         failed = self._snapshot.get(error_key(key))
         if failed is not None:
-            raise replayed_error(failed, self.url)
+            count_refusal(self._stats, key, exc := replayed_error(failed, self.url))
+            raise exc
         raise NoDataError(f"the snapshot {self.path} holds no answer for {key[0]} query {key[1]!r}")
 
     def ready(self) -> bool:  # as the original run found it (snapshots before it was recorded: ready)

@@ -27,6 +27,7 @@ class QueryRecord:
     http_requests: int = 0
     seconds: float = 0.0
     series: int = 0
+    pieces: int = 1                 # > 1: the server refused it whole, it was asked in this many pieces
 
 
 @dataclass
@@ -48,3 +49,12 @@ class Stats:
         self.records.append(record)
         if self.parent is not None:
             self.parent.add(record)
+
+
+def count_refusal(stats: Stats, key: tuple[str, ...], exc: Exception) -> None:
+    """An instant query the server refused whole for its size, counted so the report can say how many
+    were asked again in pieces (a replay from the snapshot counts the same)."""
+    from reliability.errors import QueryTooLarge
+
+    if isinstance(exc, QueryTooLarge) and key[0] == "instant":
+        stats.add(QueryRecord("instant", key[1], pieces=0))

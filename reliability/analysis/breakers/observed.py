@@ -21,6 +21,7 @@ from reliability.errors import NoDataError, StatisticalWarning
 from reliability.source.breaker_metrics import SEED as SEED_BREAKERS
 from reliability.source.breaker_metrics import BreakerMetrics, resolve
 from reliability.source.frames import utc
+from reliability.source.pieces import over_window
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration, parse_selector
 
@@ -85,9 +86,9 @@ def breaker_stats(client: PrometheusClient, start: datetime, end: datetime, *,
     flaps = pd.DataFrame()
     if metrics.kind == "seed":  # the CircuitBreakerFlapping rule's own expression, on the counter
         opens = metrics.metric(metrics.transitions, *_scope(selector), TRIPPED)
-        flaps = client.query(f"max_over_time((sum by ({metrics.name_label}, instance) (increase({opens}"
-                             f"[{FLAP_WINDOW}])))[{format_duration((utc(end) - utc(start)).total_seconds())}:"
-                             f"{format_duration(scrape_interval)}])", utc(end))
+        flaps = over_window(client, lambda rng: f"max_over_time((sum by ({metrics.name_label}, instance) (increase("
+                                                f"{opens}[{FLAP_WINDOW}])))[{rng}:{format_duration(scrape_interval)}])",
+                            start, end, "max")
         flaps = flaps.rename(columns={metrics.name_label: "breaker"})
         if len(flaps) and "instance" not in flaps:
             flaps["instance"] = ""

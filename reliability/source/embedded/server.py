@@ -68,14 +68,17 @@ class EmbeddedPrometheus:
     extra_data
         More OpenMetrics histories served beside ``data_file`` (each backfilled into blocks of
         its own; Prometheus merges overlapping blocks), e.g. another service on the same server.
+    extra_args
+        More Prometheus flags, e.g. ``--query.max-samples=50000`` for a server with a shared one's limits.
     """
 
     def __init__(self, data_file: Path | None = None, *, config: Path = paths.PROMETHEUS_YML,
                  alertmanager: bool = True, port: int | None = None,
                  cache_dir: Path | None = None, evaluation_interval: str | None = EVALUATION_INTERVAL,
-                 extra_data: Sequence[Path] = ()) -> None:
+                 extra_data: Sequence[Path] = (), extra_args: Sequence[str] = ()) -> None:
         self.data_file = Path(data_file) if data_file is not None else default_data_file()
         self.extra_data = [Path(f) for f in extra_data]
+        self.extra_args = tuple(extra_args)
         self.config = Path(config)
         self.alertmanager = alertmanager
         self.port = port
@@ -202,7 +205,7 @@ class EmbeddedPrometheus:
         return launch("prometheus", [
             binary, f"--config.file={config}", f"--storage.tsdb.path={self._tmp / 'data'}",
             "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-lifecycle", "--web.enable-admin-api",
+            "--web.enable-lifecycle", "--web.enable-admin-api", *self.extra_args,
         ], log=self._tmp / "prometheus.log", url=f"http://127.0.0.1:{port}")
 
     def _launch_alertmanager(self, binary: str) -> Child:
