@@ -23,7 +23,7 @@ import yaml
 from reliability import paths
 
 RECORDING_YML = paths.MONITORING / "recording.yml"
-RULE_FILES = (paths.ALERTS_YML, RECORDING_YML)
+RULE_FILES = (paths.ALERTS_YML, RECORDING_YML, paths.SLI_RECORDING_YML)
 UNIT_TESTS = sorted((paths.MONITORING / "tests").glob("*.yml"))
 
 SEED_EXPR = ('( sum(rate(http_requests_total{status=~"5.."}[5m])) '
@@ -90,7 +90,7 @@ def test_prometheus_config_is_valid_with_its_rule_files() -> None:
     # check config also loads rule_files, resolved against the config's directory.
     result = promtool("check", "config", str(paths.PROMETHEUS_YML))
     assert_promtool_ok(result)
-    assert "2 rule files found" in result.stdout
+    assert "3 rule files found" in result.stdout
 
 
 @pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.name)
@@ -111,7 +111,7 @@ def test_prometheus_config_evaluates_rules_at_the_scrape_interval() -> None:
     config = load_yaml(paths.PROMETHEUS_YML)
     assert config["global"]["scrape_interval"] == "30s"
     assert config["global"]["evaluation_interval"] == "30s"
-    assert config["rule_files"] == ["alerts.yml", "recording.yml"]
+    assert config["rule_files"] == ["alerts.yml", "recording.yml", "sli_recording.yml"]
     targets = [t for am in config["alerting"]["alertmanagers"]
                for sc in am["static_configs"] for t in sc["targets"]]
     assert targets == ["localhost:9093"]

@@ -39,6 +39,9 @@ def test_the_stack_gives_prometheus_verdict_checks_and_r(stack, client, scenario
     assert on_prom.verdict.decision == on_vm.verdict.decision == verdict
     prom_status = {c.name: str(c.status) for c in on_prom.checks}
     vm_status = {c.name: str(c.status) for c in on_vm.checks}
+    # The imported history has no recorded series (vmalert evaluates the rule from now on): the raw
+    # series are read there, and the report says so; the Prometheus history has them backfilled.
+    assert (prom_status.pop("Recorded SLI"), vm_status.pop("Recorded SLI")) == ("PASS", "WARN")
     assert vm_status == prom_status, {k: (prom_status.get(k), vm_status.get(k))
                                       for k in prom_status.keys() | vm_status.keys()
                                       if prom_status.get(k) != vm_status.get(k)}

@@ -66,8 +66,8 @@ def totals(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli
     else:
         # One increase() over the window (it extrapolates once); in pieces if the server refuses it whole.
         m, grp = _matchers(selector), _by(by)
-        n, e = (over_window(client, lambda rng, errors=errors: sli.counted(
-                    "increase", rng, matchers=m, errors=errors, version=version, by=grp), start, end, "sum")
+        n, e = (over_window(client, lambda rng, errors=errors: sli.increase(
+                    rng, matchers=m, errors=errors, version=version, by=grp), start, end, "sum")
                 for errors in (False, True))
     for frame in (n, e):  # an empty answer (no 5xx at all: the best case) has no label columns
         for k in keys:
@@ -113,6 +113,43 @@ def _joined_totals(client: PrometheusClient, start: datetime, end: datetime, *, 
     return out[0], out[1]
 
 
+def recorded_coverage(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli = SEED,
+                      selector: Selector = None) -> str:
+    """Why the SLI's recording rules cannot count [start, end] (``""`` when they can).
+
+    They can when their requests series is evaluated up to the window's end and from its start (or
+    from when the raw series began, for a service born inside the window). Three cheap queries on
+    the recorded series and one instant of the raw ones. A gap inside the window (rules stopped for
+    minutes while scraping went on) is not seen: those minutes would be missing from the counts.
+    """
+    if not sli.recorded:
+        return "the SLI declares no recording rules ([sli] recorded)"
+    name, m = sli.recorded_name, _matchers(selector)
+    series = sli.recorded_series(m)
+    seconds = window_seconds(start, end)
+    resolution = max(60.0, math.ceil(seconds / 720 / 60) * 60)
+    first = over_window(client, lambda rng: f"min_over_time(timestamp(sum({series}))[{rng}:"
+                                            f"{format_duration(resolution)}])", start, end, "min")
+    last = client.query(f"max(timestamp({series}))", utc(end))
+    if first.empty or last.empty:
+        return f"{series} has no samples in the window: the rules are not loaded on this server, or not for this scope"
+    t_first, t_last = (pd.Timestamp(float(f["value"].iloc[0]), unit="s", tz="UTC") for f in (first, last))
+    if t_last < pd.Timestamp(utc(end)) - pd.Timedelta(seconds=150):
+        return f"{name} was last evaluated at {t_last:%Y-%m-%dT%H:%M:%SZ}, before the window's end"
+    per_10m = client.query(f"max(count_over_time({series}[10m]))", utc(end))
+    if len(per_10m) and not 9 <= float(per_10m["value"].iloc[0]) <= 11:
+        return (f"{name} is evaluated {float(per_10m['value'].iloc[0]):g} times in 10 minutes, not every minute: "
+                "set its group's interval to 1m")
+    if t_first > pd.Timestamp(utc(start)) + pd.Timedelta(seconds=resolution):
+        # Three minutes past the search's last step without it (a rule's first minute needs two samples):
+        # raw samples there and none recorded means the rule was not running yet.
+        at = (t_first - pd.Timedelta(seconds=resolution - 180)).to_pydatetime()
+        if len(client.query(f"count({sli.selector(m)})", at)) and not len(client.query(f"count({series})", at)):
+            return (f"{name} begins at {t_first:%Y-%m-%dT%H:%MZ}, after the window's start, while {sli.requests} "
+                    "has samples before it (the rules were added later)")
+    return ""
+
+
 def first_seen(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli = SEED,
                selector: Selector = None) -> datetime | None:
     """When the service's requests first appear in [start, end] (to about 1/720 of it), or None.
@@ -122,7 +159,9 @@ def first_seen(client: PrometheusClient, start: datetime, end: datetime, *, sli:
     """
     seconds = window_seconds(start, end)
     resolution = format_duration(max(60.0, math.ceil(seconds / 720 / 60) * 60))
-    series = sli.selector(_matchers(selector))
+    # The recorded series where the proof found it covering (one per version, not one per raw counter).
+    series = sli.recorded_series(_matchers(selector)) if sli.recorded and sli.covered else sli.selector(
+        _matchers(selector))
     frame = over_window(client, lambda rng: f"min_over_time(timestamp(sum({series}))[{rng}:{resolution}])",
                         start, end, "min")
     if frame.empty or not math.isfinite(float(frame["value"].iloc[0])):
@@ -248,7 +287,7 @@ def burn_ratio_query(*, sli: Sli = SEED, selector: Selector = None, windows: Seq
     m = _matchers(selector)
     parts = []
     for w in windows:  # no failure series at all is a ratio of 0 where there is traffic, not a missing one
-        err, all_ = sli.counted("increase", w, matchers=m, errors=True), sli.counted("increase", w, matchers=m)
+        err, all_ = sli.increase(w, matchers=m, errors=True), sli.increase(w, matchers=m)
         parts.append(f'label_replace((({err} or ({all_} * 0)) / {all_}), "window", "{w}", "", "")')
     return " or ".join(parts)
 

@@ -109,7 +109,8 @@ def cmd_rules(args: argparse.Namespace) -> int:
     for path in rules.write(out, sli, scope, force=args.force):
         print(f"  wrote {path}")
     print(f"Rules for {selector} in {sli.preset}'s names ({sli.requests}). Next: promtool test rules "
-          f"{out / 'alerts_test.yml'}")
+          f"{out / 'alerts_test.yml'}; and to read long windows from the recorded requests, add to "
+          f"reliability.toml's [sli]: recorded = \"{rules.prefix(rules.equalities(scope))}\"")
     return 0
 
 

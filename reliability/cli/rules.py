@@ -11,6 +11,7 @@ Sloth builds every rule from one error/total pair the same way.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,8 @@ def render(sli: Sli, scope: list[str]) -> tuple[str, str]:
     }
     doc = {"groups": [
         {"name": "sli_recording", "rules": recorded},
+        {"name": "sli_counts", "interval": "1m",
+         "rules": [replace(sli, recorded=rec).recorded_rule(scope, keep=labels)]},
         {"name": "critical_alerts", "rules": [seed]},
         {"name": "slo_burn_rate", "rules": burns},
         {"name": "traffic", "rules": [traffic]},

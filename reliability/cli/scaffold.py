@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from reliability import paths
@@ -63,6 +64,7 @@ def _render(job: str, scope: list[str], dependencies: tuple[str, ...]) -> dict[s
     out = {
         "monitoring/alerts.yml": _header(job) + _rename(_scope_rules((src / "alerts.yml").read_text(), scope), job),
         "monitoring/recording.yml": _header(job) + _scope_rules((src / "recording.yml").read_text(), scope),
+        "monitoring/sli_recording.yml": _header(job) + _scope_rules((src / "sli_recording.yml").read_text(), scope),
         "monitoring/prometheus.yml": _prometheus_yml(job),
         "monitoring/grafana-dashboard.json": _dashboard(job),
         "monitoring/METRICS.md": (src / "METRICS.md").read_text(),
@@ -90,10 +92,12 @@ def _render_sli(job: str, scope: list[str], dependencies: tuple[str, ...], sli: 
     group = yaml.safe_dump({"groups": [rules.breaker_group(breakers)]}, sort_keys=False, width=10_000)
     alerts += _scope_rules(group, scope, metrics=breakers.exported()).replace("groups:\n", "", 1)
     out = _render(job, scope, dependencies)
-    for name in [n for n in out if n.startswith("monitoring/tests/") or n == "monitoring/recording.yml"]:
+    for name in [n for n in out if n.startswith("monitoring/tests/") or n.endswith("recording.yml")]:
         del out[name]
     out["monitoring/alerts.yml"] = alerts  # self-contained: its recording rules are in it
-    out["monitoring/prometheus.yml"] = out["monitoring/prometheus.yml"].replace("  - recording.yml\n", "")
+    out["monitoring/prometheus.yml"] = (out["monitoring/prometheus.yml"].replace("  - recording.yml\n", "")
+                                        .replace("  - sli_recording.yml\n", ""))
+    sli = replace(sli, recorded=rules.prefix(rules.equalities(scope)))  # the rule alerts.yml records
     out["monitoring/alerts_test.yml"] = tests
     out["monitoring/grafana-dashboard.json"] = rewrite(_dashboard(job, breakers), sli)
     out[paths.CONFIG_NAME] = _settings(job, ",".join(scope), dependencies, sli, breakers)
@@ -252,7 +256,8 @@ confidence = 0.95
 dependencies = [{deps}]
 
 # Where the requests are counted: a named convention (`reliability sli` lists them), and any
-# field overridden (requests, code_label, errors, version_label, version_info, filters).
+# field overridden (requests, code_label, errors, version_label, version_info, filters), and
+# recorded: the prefix of the recording rule of requests per minute the proof reads for long windows.
 [sli]
 {_sli_table(sli)}
 
@@ -273,7 +278,7 @@ def _prefix(breakers: BreakerMetrics) -> str:
 def _sli_table(sli: Sli) -> str:
     preset = PRESETS[sli.preset]
     lines = [f"preset = {json.dumps(sli.preset)}"]
-    for key in ("requests", "code_label", "errors", "version_label", "version_info", "filters"):
+    for key in ("requests", "code_label", "errors", "version_label", "version_info", "filters", "recorded"):
         value = getattr(sli, key)
         if value != getattr(preset, key) or (sli.preset == "seed" and key == "version_label"):
             lines.append(f"{key} = {json.dumps(value)}")

@@ -40,6 +40,8 @@ class Sli:
     class_only: bool = False                # codes are classes ("5xx"): a 503 cannot be told from a 500
     join: tuple[str, ...] = ("job", "instance")
     names: tuple[str, ...] = ()             # other spellings of `requests` (Kong 2.8 / 3.x), found on the server
+    recorded: str = ""                      # the prefix of the recording rule of requests (see `increase`)
+    covered: bool = field(default=False, compare=False)  # the rule covers the window: set by the proof, once checked
     note: str = field(default="", compare=False)  # where the names come from, for the docs and `reliability sli`
 
     def __post_init__(self) -> None:
@@ -95,6 +97,53 @@ class Sli:
         grp = f" by ({', '.join(by)})" if by else ""
         return f"sum{grp} ({inner})"
 
+    @property
+    def recorded_name(self) -> str:
+        """The recording rule's series: requests per second over 2 minutes, every minute, by job and version."""
+        return f"{self.recorded}:sli_requests:rate2m"
+
+    def recorded_rule(self, matchers: Sequence[str] = (), keep: Sequence[str] = ("job",)) -> dict[str, str]:
+        """The recording rule the SLI's ``recorded`` prefix names, for a group evaluated every minute."""
+        by = ", ".join(dict.fromkeys((*keep, self.version_label)))
+        return {"record": self.recorded_name, "expr": f"sum by ({by}) (rate({self.selector(matchers)}[2m]))"}
+
+    def recorded_series(self, matchers: Sequence[str] = (), version: str | None = None) -> str:
+        """The recorded series of the service (and ``version``): the rule keeps job and version, and the
+        scope's labels when ``reliability rules`` wrote it for that scope."""
+        parts = [*matchers, *([self.version_matcher(version)] if version is not None else [])]
+        return f"{self.recorded_name}{{{','.join(parts)}}}" if parts else self.recorded_name
+
+    def increase(self, window: str, *, matchers: Sequence[str] = (), errors: bool = False,
+                 version: str | None = None, by: Sequence[str] = ()) -> str:
+        """Requests (or failures) over ``window``, for long windows.
+
+        The requests come from the recorded rate where this SLI declares its recording rule
+        (``recorded``), the caller has checked that it covers the window (``covered``: the proof does,
+        with ``measure.recorded_coverage``) and the window is whole minutes, longer than a day: one
+        series per job and version instead of one per instance, route, method and status. The rule
+        is evaluated every minute, so a window's requests are the sum of its minutes' rates times 60.
+        Each rate is over 2 minutes (four 30 s scrapes, so a missed one does not blind it) and
+        extrapolated to them: not exact, and a series born inside the window is missed for its first
+        minutes, which a short window feels more (measured: 0.03-0.3 % of a day's requests, 3 % of a
+        45-minute canary's). So a proof's window of a day or less, its headline R, is counted from
+        the raw series; the 30-day budget and the 3-day burn ratio from the rule. The failures are
+        the evidence and few: always from the raw series, exactly.
+        """
+        from reliability.source.parsed import matcher_keys
+        from reliability.times import parse_duration
+
+        seconds = parse_duration(window)
+        kept = {"job", self.version_label, *(n for n, _, _ in matcher_keys(tuple(matchers)))}
+        if (errors or not (self.recorded and self.covered) or self.joins(version, by) or seconds <= LONG_WINDOW
+                or seconds % 60 or not set(by) <= kept):
+            return self.counted("increase", window, matchers=matchers, errors=errors, version=version, by=by)
+        series = self.recorded_series(matchers, version)
+        grp = f" by ({', '.join(by)})" if by else ""
+        # One millisecond short of the window: Prometheus 2 ranges include both ends, and the
+        # evaluation at the window's start belongs to the minute before it. In parentheses: callers
+        # divide by it.
+        return f"(sum{grp} (sum_over_time({series}[{round(seconds * 1000) - 1}ms])) * {RULE_INTERVAL:g})"
+
     def info(self, version: str | None = None, *, op: str = "=") -> str:
         """The instances' versions, one series per instance: the latest sample's, should two overlap
         (a redeploy within the lookback), then kept only where it is ``version`` (``op`` ``=~`` for a regex)."""
@@ -117,8 +166,7 @@ class Sli:
         to the version of its time."""
         if self.joins(version, by):
             raise ValueError("a joined version is counted per step: use measure.totals")
-        return self.counted("increase", format_duration(seconds), matchers=matchers, errors=errors, version=version,
-                            by=by)
+        return self.increase(format_duration(seconds), matchers=matchers, errors=errors, version=version, by=by)
 
     def ratio(self, window: str, *, matchers: Sequence[str] = (), version: str | None = None,
               by: Sequence[str] = ()) -> str:
@@ -155,7 +203,11 @@ class Sli:
         return {k: getattr(self, k) for k in (*TABLE_KEYS, "route_label", "class_only")}
 
 
-SEED = Sli(note="the directive's own contract (monitoring/METRICS.md)")
+RULE_INTERVAL = 60.0  # seconds between evaluations of the recorded rule (its group's interval: 1m)
+LONG_WINDOW = 86400.0  # the recorded rule counts windows longer than a day; a day or less reads raw series
+
+SEED = Sli(recorded="love", note="the directive's own contract (monitoring/METRICS.md); requests per minute "
+                                  "recorded by monitoring/sli_recording.yml")
 
 #: The named conventions, each with the exporter's own names (see docs/sli.md for the sources).
 PRESETS: dict[str, Sli] = {s.preset: s for s in (
@@ -198,7 +250,7 @@ PRESETS: dict[str, Sli] = {s.preset: s for s in (
              "add one as a target label"),
 )}
 
-TABLE_KEYS = ("preset", "requests", "code_label", "errors", "version_label", "version_info", "filters")
+TABLE_KEYS = ("preset", "requests", "code_label", "errors", "version_label", "version_info", "filters", "recorded")
 _OVERRIDES = frozenset(TABLE_KEYS) - {"preset"} | {"route_label", "class_only"}
 
 

@@ -34,11 +34,11 @@ JOB, OTHER = "love-backend", "other-service"
 ROUTES = [("GET", "/api/queue/list", 6), ("POST", "/api/queue/update", 2), ("POST", "/api/auth/login", 1),
           ("GET", "/api/realtime/subscribe", 1), ("GET", "/api/committee", 1)]
 _RANGE = re.compile(r"\[(\d+[smhdwy](?:\d+[smhdwy])*)(?=[\]:])")
-_FOR = re.compile(r"^(\s*(?:for|keep_firing_for):\s*)(\S+)\s*$", re.M)
+_FOR = re.compile(r"^(\s*(?:for|keep_firing_for|interval):\s*)(\S+)\s*$", re.M)
 
 
 def compress(text: str, factor: float) -> str:
-    """Rule-file text with every range selector and ``for`` divided by ``factor``.
+    """Rule-file text with every range selector, ``for`` and group ``interval`` divided by ``factor``.
 
     Ranges and ``for`` keep their ratios, so the alerts fire on the same shapes of traffic,
     ``factor`` times sooner. Durations are rounded to whole seconds, at least 1 s.

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from types import FrameType, TracebackType
 
 from reliability import paths
 from reliability.errors import PrometheusUnavailable, ReliabilityError
+from reliability.source.embedded import recorded
 from reliability.source.embedded.backfill import backfill, block_dirs
 from reliability.source.embedded.config import ALERTMANAGER_YML, derived_config, raise_config_error
 from reliability.source.embedded.process import (
@@ -70,16 +72,24 @@ class EmbeddedPrometheus:
         its own; Prometheus merges overlapping blocks), e.g. another service on the same server.
     extra_args
         More Prometheus flags, e.g. ``--query.max-samples=50000`` for a server with a shared one's limits.
+    recorded
+        Serve the SLI's recording rules (``sli_recording.yml`` beside ``config``) evaluated over the
+        history, as a server that ran them would hold them (:mod:`.recorded`; built once, cached).
+        Default: when serving the bundled history.
     """
 
     def __init__(self, data_file: Path | None = None, *, config: Path = paths.PROMETHEUS_YML,
                  alertmanager: bool = True, port: int | None = None,
                  cache_dir: Path | None = None, evaluation_interval: str | None = EVALUATION_INTERVAL,
-                 extra_data: Sequence[Path] = (), extra_args: Sequence[str] = ()) -> None:
+                 extra_data: Sequence[Path] = (), extra_args: Sequence[str] = (),
+                 recorded: bool | None = None) -> None:
         self.data_file = Path(data_file) if data_file is not None else default_data_file()
         self.extra_data = [Path(f) for f in extra_data]
         self.extra_args = tuple(extra_args)
         self.config = Path(config)
+        rules = self.config.parent / "sli_recording.yml"
+        wanted = recorded if recorded is not None else self.data_file == default_data_file()
+        self.recording_rules = rules if wanted and rules.is_file() else None
         self.alertmanager = alertmanager
         self.port = port
         self.cache_dir = cache_dir
@@ -169,8 +179,23 @@ class EmbeddedPrometheus:
             am_target = am.url.removeprefix("http://") if am is not None else None
             config = self._tmp / "prometheus.yml"
             self._write_config(config, am_target)
+            rules = self.recording_rules and recorded.cached(self._blocks, self.recording_rules)
+            for block in block_dirs(rules) if rules else []:
+                shutil.copytree(block, data / block.name)
             self._prometheus = self._ready(self._launch_prometheus(prometheus, config),
                                            prometheus, deadline, config=config)
+            if self.recording_rules and not rules:  # first time: evaluate them over the history, then restart
+                try:
+                    rules = recorded.build(self._blocks, self.recording_rules, url=self.url,
+                                           start=self.history_range[0], end=self.history_range[1])
+                except ReliabilityError as exc:  # served without them: the proof reads raw series and says so
+                    warnings.warn(str(exc), stacklevel=2)
+                    return self
+                terminate(self._prometheus)
+                for block in block_dirs(rules):
+                    shutil.copytree(block, data / block.name)
+                self._prometheus = self._ready(self._launch_prometheus(prometheus, config), prometheus,
+                                               time.monotonic() + READY_TIMEOUT_S, config=config)
         except BaseException:
             self.stop()
             raise
