@@ -181,3 +181,42 @@ def test_fifty_canaries_a_thousand_calls_and_a_kill_minus_9_lose_nothing(prometh
     print(f"1,000 calls over 50 canaries, 8 at a time: p50 {np.percentile(latency, 50):.0f} ms, "
           f"p99 {np.percentile(latency, 99):.0f} ms; after kill -9 and restart: identical answers")
     assert {a[0] for _, a in reference} == {"GO", "NO-GO", "INCONCLUSIVE"}
+
+
+def test_thirty_two_callers_of_one_look_cost_one_computation(prometheus_url: str, truth: dict,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argo and Flagger ask the same question many times a minute: the look is computed once, the
+    callers at once wait for it, later ones read it; a time between two looks gets the earlier look."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from http.server import ThreadingHTTPServer
+
+    from reliability.cli import serve as served
+    from reliability.source.prom import PrometheusClient
+
+    computed = []
+    real = served._look
+    monkeypatch.setattr(served, "_look", lambda *a: computed.append(a) or real(*a))  # counted, then the real one
+    start = ts(truth["windows"]["canary"]["start"]) + timedelta(minutes=3)  # a start no other test uses
+    at = start + timedelta(minutes=30, seconds=20)
+    client = PrometheusClient(prometheus_url)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), served.make_handler(client, token=None))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/api/v1/verdict"
+    query = {"candidate": "v1.9.1", "stable": "v1.8.3", "start": start.isoformat(), "at": at.isoformat()}
+    try:
+        with ThreadPoolExecutor(32) as pool:
+            answers = list(pool.map(lambda _: requests.get(url, params=query, timeout=120), range(32)))
+        once = client.http_requests
+        later = requests.get(url, params={**query, "at": (at + timedelta(seconds=30)).isoformat()}, timeout=60)
+        read = client.http_requests
+        next_minute = requests.get(url, params={**query, "at": (at + timedelta(seconds=60)).isoformat()}, timeout=60)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    bodies = [a.json() for a in answers]
+    assert {a.status_code for a in answers} == {200} and all(b == bodies[0] for b in bodies)
+    assert bodies[0]["at"] == (start + timedelta(minutes=30)).isoformat()  # the look of the last whole minute
+    assert later.json() == bodies[0] and read == once  # the same minute: read, not asked again
+    assert next_minute.json()["at"] == (start + timedelta(minutes=31)).isoformat()
+    assert len(computed) == 2  # 32 callers and a later one: one look; the next minute: one more

@@ -22,12 +22,16 @@ counts beside the canary): the other checks of the proof run in ``proof``/``watc
 """
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -70,6 +74,51 @@ class Histories:
 HISTORIES = Histories()
 
 
+class Looks:
+    """Each look computed once. A look is the watch's at a minute of the canary's grid; one in the past
+    never changes, one of the last minutes may (late scrapes) and is kept :data:`FRESH_S` seconds, the
+    scrape interval of the metric contract. Concurrent requests for the same look wait for the first
+    one's computation (its failure is theirs, and is not kept)."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size, self.lock = size, threading.Lock()
+        self.items: OrderedDict[Any, tuple[float, dict[str, Any]]] = OrderedDict()
+        self.running: dict[Any, Future[dict[str, Any]]] = {}
+
+    def get(self, key: Any, compute: Callable[[], dict[str, Any]], *, expires: float) -> dict[str, Any]:
+        with self.lock:
+            kept = self.items.get(key)
+            if kept is not None and kept[0] > time.monotonic():
+                self.items.move_to_end(key)
+                return kept[1]
+            waiting, owner = self.running.get(key), False
+            if waiting is None:
+                waiting = self.running[key] = Future()
+                owner = True
+        if not owner:
+            return waiting.result()
+        try:
+            value = compute()
+        except BaseException as exc:
+            waiting.set_exception(exc)
+            raise
+        else:
+            waiting.set_result(value)
+            with self.lock:
+                self.items[key] = (time.monotonic() + expires, value)
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+            return value
+        finally:
+            with self.lock:
+                self.running.pop(key, None)
+
+
+LOOKS = Looks()
+STEP_S = 60.0   # the watch's looks are a minute apart
+FRESH_S = 30.0  # a look of the last minutes is recomputed after this (new samples may change it)
+
+
 class BadRequest(ConfigurationError):
     """A caller's parameter cannot be used; answered 400 with the reason."""
 
@@ -94,6 +143,18 @@ def verdict(client: PrometheusClient, query: dict[str, str], *, selector: str = 
     params = ProofParams(start=start, end=at, candidate=query["candidate"], stable=query.get("stable") or None,
                          selector=query.get("selector", selector), confidence=confidence, sli=sli)
     min_watch = parse_duration(query.get("min_watch") or "0", name="min_watch")
+    # The look at the last whole minute of the canary's grid, as the watch looks: computed once per minute.
+    steps = math.floor((at - start).total_seconds() / STEP_S)
+    at = start + timedelta(seconds=steps * STEP_S) if steps else at
+    recent = (datetime.now(timezone.utc) - at).total_seconds() < 5 * STEP_S
+    key = (params.candidate, params.stable, start, at, params.selector, lookback, confidence, min_watch, sli)
+    return LOOKS.get(key, lambda: _look(client, params, start, at, lookback, confidence, min_watch, sli),
+                     expires=FRESH_S if recent else math.inf)
+
+
+def _look(client: PrometheusClient, params: ProofParams, start: datetime, at: datetime, lookback: float,
+          confidence: float, min_watch: float, sli: Sli) -> dict[str, Any]:
+    params = dataclasses.replace(params, end=at)
     key = (params.stable, start, lookback, params.selector, sli)
     seen = {"history": HISTORIES.get(key) or Counts(start - timedelta(seconds=lookback))}
     current = look_at(client.scoped(params.service_scope()), params, at, alpha=1 - confidence, min_watch=min_watch,
