@@ -12,7 +12,8 @@ import time
 
 from benchmarks.common import machine
 
-MODULES = ("pushdown", "replay", "report_phases", "engines", "scaling", "clustered", "watch", "watch_regimes")
+MODULES = ("pushdown", "replay", "report_phases", "engines", "scaling", "clustered", "watch", "watch_regimes", "series",
+           "serve_load")
 
 
 def main(argv: list[str] | None = None) -> int:
