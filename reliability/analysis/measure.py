@@ -17,7 +17,7 @@ import pandas as pd
 
 from reliability.errors import ConfigurationError, NoDataError, QueryTooLarge
 from reliability.source.frames import utc
-from reliability.source.pieces import over_window
+from reliability.source.pieces import over_window, tiled
 from reliability.source.prom import PrometheusClient
 from reliability.source.promql import format_duration, matcher, parse_selector
 from reliability.source.sli import SEED, Sli
@@ -100,17 +100,11 @@ def _joined_totals(client: PrometheusClient, start: datetime, end: datetime, *, 
     about a minute that tile it exactly, each step's increase joined to the version of its time,
     the steps added up (two range queries; a version that moved between instances is counted
     where it ran, to the step)."""
-    seconds = window_seconds(start, end)
-    step = seconds / max(1, math.ceil(seconds / 60.0))
-    rng, m = format_duration(step), _matchers(selector)
-    first = utc(start) + pd.Timedelta(seconds=step)
-    out = []
-    for errors in (False, True):
-        frame = client.query_range(sli.counted("increase", rng, matchers=m, errors=errors, version=version, by=by),
-                                   first, utc(end), step)
-        out.append(frame.groupby(by, as_index=False)["value"].sum() if by and len(frame) else
-                   pd.DataFrame({"value": [float(frame["value"].sum())]} if len(frame) else {"value": []}))
-    return out[0], out[1]
+    pieces, m = max(1, math.ceil(window_seconds(start, end) / 60.0)), _matchers(selector)
+    n, e = (tiled(client, lambda rng, errors=errors: sli.counted("increase", rng, matchers=m, errors=errors,
+                                                                 version=version, by=by), start, end, pieces, "sum")
+            for errors in (False, True))
+    return n, e
 
 
 def recorded_coverage(client: PrometheusClient, start: datetime, end: datetime, *, sli: Sli = SEED,

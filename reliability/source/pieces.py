@@ -45,15 +45,22 @@ def over_window(client: PrometheusClient, query: Callable[[str], str], start: da
     except QueryTooLarge:
         pieces = 2
     while True:
-        step = seconds / pieces
         try:
-            frame = client.query_range(query(format_duration(step)), start + timedelta(seconds=step), end, step)
-            break
+            return tiled(client, query, start, end, pieces, how)
         except QueryTooLarge as exc:
             if pieces >= MAX_PIECES:
                 raise QueryTooLarge(f"{exc}\n  (the window was also asked in {MAX_PIECES} pieces)", url=exc.url,
                                     error_type=exc.error_type, query=exc.query) from None
             pieces *= 2
+
+
+def tiled(client: PrometheusClient, query: Callable[[str], str], start: datetime, end: datetime, pieces: int,
+          how: Combine) -> pd.DataFrame:
+    """``query`` over ``pieces`` adjacent pieces that tile [start, end] (one range query, a step per
+    piece), combined per label set with ``how``; the same columns as an instant answer at ``end``."""
+    start, end = utc(start), utc(end)
+    step = (end - start).total_seconds() / pieces
+    frame = client.query_range(query(format_duration(step)), start + timedelta(seconds=step), end, step)
     if frame.empty:
         return frame
     labels = label_columns(frame)
