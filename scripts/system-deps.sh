@@ -2,7 +2,8 @@
 # Installs (as root on Debian/Ubuntu) or names the system packages this project needs:
 # Prometheus + promtool and Alertmanager (the embedded server), VictoriaMetrics (the
 # second-engine test), HAProxy 2.6 (the haproxy SLI preset's real-exporter test), Node.js and npm
-# (the opossum breaker test's service), Pango and
+# (the opossum breaker test's service), Chromium (the report's Prometheus screenshots, the
+# JupyterLab browser test), Pango and
 # fonts (WeasyPrint's PDF), python3-venv (.venv).
 set -eu
 missing=""
@@ -15,6 +16,7 @@ command -v node >/dev/null 2>&1 || missing="$missing nodejs"
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 command -v pdftotext >/dev/null 2>&1 || missing="$missing poppler-utils"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || missing="$missing libpango-1.0-0 libpangoft2-1.0-0"
 ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so.0' || missing="$missing libharfbuzz-subset0"
 fc-list 2>/dev/null | grep -qi 'dejavu' || missing="$missing fonts-dejavu-core fontconfig"

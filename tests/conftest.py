@@ -19,6 +19,8 @@ _SERVER = None
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     global _SERVER
+    # Screenshots of the Prometheus UI cost a browser start per report: only the tests about them take them.
+    os.environ.setdefault("LOVE_SCREENSHOTS", "0")
     if os.environ.get("LOVE_TEST_NO_PROMETHEUS"):  # pure tests only, e.g. while editing
         return
     from reliability.source.embedded import EmbeddedPrometheus

@@ -38,7 +38,7 @@ def go_run(truth: dict,
     stable.write_text("v1.8.3\n")
     r = gate("proof", *window(truth, "canary"), "--candidate", "v1.9.1", "--junit",
              str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(out / "bundle"), "--promote",
-             "--stable-file", str(stable))
+             "--stable-file", str(stable), env={"LOVE_SCREENSHOTS": "1"})  # as a user's run: with pictures
     return r, out / "bundle", stable
 
 
@@ -56,6 +56,35 @@ def test_go_exits_0_writes_the_bundle_and_promotes(go_run) -> None:
     assert all(c["status"] == "PASS" for c in ev["checks"] if c["required"])
     assert stable.read_text().strip() == "v1.9.1"
     assert (bundle / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_the_report_shows_the_prometheus_it_queried(go_run) -> None:
+    """Pictures of the server's own web UI (the graph of the 5xx ratio, the alerts page), taken by headless
+    Chromium, hashed in evidence.json and printed in the PDF's monitoring section."""
+    from PIL import Image
+
+    from reliability.report.evidence import sha256
+
+    r, bundle, _ = go_run
+    ev = json.loads((bundle / "evidence.json").read_text())
+    check = next(c for c in ev["checks"] if c["name"] == "Prometheus screenshots")
+    assert check["status"] == "PASS" and not check["required"], check
+    shots = ev["screenshots"]
+    assert shots["prometheus"] == os.environ["PROMETHEUS_URL"] and not shots["missing"]
+    for shot in shots["shots"]:
+        picture = bundle / shot["recorded"]
+        assert sha256(picture) == shot["sha256"]
+        with Image.open(picture) as image:  # a drawn page, not a blank or an error text
+            assert image.width == 1200 and image.height >= 700
+            assert len(image.convert("RGB").getcolors(maxcolors=1 << 20) or []) > 200, shot
+    assert "/graph" in shots["shots"][0]["url"] and "alerts" in shots["shots"][1]["url"]
+    assert "screenshots: 2 of the Prometheus UI" in r.stderr
+    pdf = bundle / "report.pdf"
+    listed = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert sum(" 1200 " in line for line in listed.splitlines()) == 2, listed  # both pictures, at full width
+    monitoring = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    monitoring = monitoring[monitoring.index("2. Monitoring works"):monitoring.index("3. Reliability")]
+    assert monitoring.count("Screenshot of the Prometheus web UI") == 2
 
 
 def test_progress_is_one_line_per_phase_with_the_time_and_no_kernel_noise(go_run) -> None:
@@ -103,7 +132,7 @@ def test_go_page_one_is_the_decision_and_the_report_fits_the_page(go_run) -> Non
                  "Every required check passed"):
         assert text in one, f"{text!r} not on page 1: {one}"
     assert "Checks that failed" not in one
-    assert page_count(bundle / "report.pdf") <= 8
+    assert page_count(bundle / "report.pdf") <= 10  # two Prometheus screenshots share one page
     assert overflows(bundle / "report.html") == []
     assert ev["generated_at"] and ev["generated_at"][:16].replace("T", " ") in one
 
@@ -128,7 +157,7 @@ def test_no_go_exits_1_and_does_not_promote(truth: dict, tmp_path: Path) -> None
                  "R > 0.98 for v1.9.0 — FAIL", f"{ev['reliability']['r']:.3%}", "DEMO DATA"):
         assert text in one, f"{text!r} not on page 1: {one}"
     assert one.count("Regression tests") == 1
-    assert page_count(tmp_path / "b" / "report.pdf") <= 8
+    assert page_count(tmp_path / "b" / "report.pdf") <= 9  # without screenshots (each adds about a page)
 
 
 def test_arabic_decision_page_is_in_the_pdf_text_layer_with_the_same_figures(truth: dict, tmp_path: Path) -> None:
@@ -199,6 +228,8 @@ def test_render_reproduces_the_report_without_prometheus(go_run, tmp_path: Path)
     assert text(tmp_path / "again" / "report.pdf") == text(bundle / "report.pdf")
     old, new = (json.loads((d / "evidence.json").read_text()) for d in (bundle, tmp_path / "again"))
     assert new["verdict"] == old["verdict"] and new["reliability"] == old["reliability"]
+    assert new["screenshots"]["shots"] == old["screenshots"]["shots"] and len(new["screenshots"]["shots"]) == 2
+    assert "Screenshot of the Prometheus web UI" in text(tmp_path / "again" / "report.pdf")
 
 
 def test_credentials_never_reach_the_evidence(truth: dict, tmp_path: Path) -> None:
@@ -206,8 +237,12 @@ def test_credentials_never_reach_the_evidence(truth: dict, tmp_path: Path) -> No
     with FaultProxy(os.environ["PROMETHEUS_URL"], "auth", token=token) as proxy:
         r = gate("proof", "--prometheus-url", proxy.url, *window(truth, "canary"), "--candidate", "v1.9.1",
                  "--junit", str(paths.DATA / "junit" / "v1.9.1.xml"), "--out", str(tmp_path / "b"),
-                 env={"PROMETHEUS_BEARER_TOKEN": token})
+                 env={"PROMETHEUS_BEARER_TOKEN": token, "LOVE_SCREENSHOTS": "1"})
         assert any(f"Bearer {token}" in h for h in proxy.seen)  # it was really used
+        browser = [h for h in proxy.seen if "HeadlessChrome" in h]  # the screenshots' requests: with it, in headers
+        assert browser and all(f"Bearer {token}" in h for h in browser)
+    shots = json.loads((tmp_path / "b" / "evidence.json").read_text())["screenshots"]
+    assert [s["file"] for s in shots["shots"]] == ["prometheus-graph.png", "prometheus-alerts.png"], shots
     assert r.returncode == 0, r.stdout + r.stderr
     assert token not in r.stdout + r.stderr
     for f in (f for f in (tmp_path / "b").rglob("*") if f.is_file()):  # the recorded inputs too
@@ -237,6 +272,8 @@ def test_the_bundle_is_an_in_toto_statement_that_verify_and_render_hold_it_to(go
     assert {"report.pdf", "evidence.json", "queries.json.gz", "report.ipynb"} <= set(files)
     assert files["report.pdf"]["sha256"] == sha256(bundle / "report.pdf")
     assert any(f.startswith("inputs/rules/") for f in files) and any(f.startswith("inputs/notebook/") for f in files)
+    for shot in ("screenshots/prometheus-graph.png", "screenshots/prometheus-alerts.png"):
+        assert files[shot]["sha256"] == sha256(bundle / shot)
     r = gate("verify", str(bundle))
     assert r.returncode == 0 and "unsigned" in r.stdout, r.stdout + r.stderr
     # A changed rule file in the bundle: verify names it, render refuses it before any work.

@@ -97,8 +97,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for name in names:
             print(f"\n== scenario {name} ==", flush=True)
             _start(scenario_parameters(name))
-            bundle = produce({**scenario_parameters(name), "lang": args.lang}, parent / name, progress=_say,
-                             cwd=root)
+            bundle = produce({**scenario_parameters(name), "lang": args.lang, **_screenshots(args)}, parent / name,
+                             progress=_say, cwd=root)
             _print_bundle(bundle)
     return 0
 
@@ -161,8 +161,13 @@ def proof_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], Path, Pa
               "partial_scope": args.partial_scope,
               "dependencies": list(args.dependency or settings.dependencies),
               "deadline_s": deadline, "max_answer_mb": args.max_answer_mb, **files,
-              "lang": args.lang, **({"build": args.build} if args.build else {})}
+              "lang": args.lang, **({"build": args.build} if args.build else {}), **_screenshots(args)}
     return params, out, stable_file
+
+
+def _screenshots(args: argparse.Namespace) -> dict[str, str]:
+    """The notebook's ``screenshots`` parameter when the user turned them off; else the bundle decides."""
+    return {"screenshots": "off"} if args.no_screenshots else {}
 
 
 def settled(client: Any, sli: Any, scope: list[str]) -> Any:

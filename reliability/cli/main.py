@@ -13,7 +13,14 @@ import threading
 from pathlib import Path
 
 from reliability.cli import gate
-from reliability.cli.options import EXITS, breakers_option, proof_options, sli_option, subcommand
+from reliability.cli.options import (
+    EXITS,
+    breakers_option,
+    proof_options,
+    screenshots_option,
+    sli_option,
+    subcommand,
+)
 from reliability.errors import ConfigurationError, MissingBinaryError, ReliabilityError
 from reliability.gate.verdict import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE
 
@@ -145,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = subcommand(sub, "demo", parents=[repo], summary="run the proof on the bundled history (embedded Prometheus)")
     p.add_argument("--scenario", choices=[*gate.SCENARIOS, "all"], default="all", help="which scenario (default: all)")
     p.add_argument("--out", help="parent directory of the reports (default: reports/)")
+    screenshots_option(p)
     p.set_defaults(func=gate.cmd_demo)
 
     p = subcommand(sub, "proof", parents=[repo], summary="the deploy gate: exit 0 GO, 1 NO-GO, 3 INCONCLUSIVE")

@@ -65,9 +65,17 @@ def proof_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--build", help="the candidate's build or commit, for the report's provenance (default: "
                                    "$GITHUB_SHA, $CI_COMMIT_SHA, $BUILD_SOURCEVERSION ... when set)")
     p.add_argument("--replace", action="store_true", help="replace a finished report already in --out")
+    screenshots_option(p)
     p.add_argument("--promote", action="store_true",
                    help="on GO only, write the candidate into the stable-version file")
     p.add_argument("--stable-file", help="the rollback target's file (default: .last-stable-version)")
+
+
+def screenshots_option(p: argparse.ArgumentParser) -> None:
+    """``--no-screenshots``: no pictures of the Prometheus web UI in the report (LOVE_SCREENSHOTS=0 too)."""
+    p.add_argument("--no-screenshots", action="store_true",
+                   help="do not put screenshots of the queried Prometheus' web UI in the report (they are taken "
+                        "with headless Chromium when it is installed; LOVE_SCREENSHOTS=0 does the same)")
 
 
 def sli_option(p: argparse.ArgumentParser) -> None:

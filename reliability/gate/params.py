@@ -55,6 +55,7 @@ class ProofParams:
     budget_days: float = 30.0
     partial_scope: bool = False  # allow a selector that slices the traffic; then never GO
     dependencies: tuple[str, ...] = DEFAULT_DEPENDENCIES
+    screenshots: str = ""  # the folder of the Prometheus UI's screenshots ("off" when turned off)
 
     def __post_init__(self) -> None:
         """Refuse what no proof can mean, before any query runs."""

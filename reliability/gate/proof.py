@@ -187,7 +187,8 @@ def params_from(values: dict[str, Any], *, root: str | os.PathLike[str] | None =
 
     v = values
     # Values taken as they are; a missing one keeps ProofParams' default.
-    plain = {k: v[k] for k in ("selector", "threshold", "confidence", "method", "partial_scope") if k in v}
+    plain = {k: v[k] for k in ("selector", "threshold", "confidence", "method", "partial_scope", "screenshots")
+             if k in v}
     if "dependencies" in v:
         plain["dependencies"] = tuple(v["dependencies"])
     table = dict(v.get("sli") or {})

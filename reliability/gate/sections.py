@@ -103,7 +103,27 @@ def monitoring(p: ProofParams, client: PrometheusClient) -> tuple[MonitoringSect
     # Panel PNGs are fetched only when GRAFANA_URL is set; no directory is made otherwise.
     out = tempfile.mkdtemp(prefix="grafana-") if os.environ.get("GRAFANA_URL") else tempfile.gettempdir()
     found += grafana.grafana_checks(dash, start=p.start, end=p.end, out_dir=out)
+    found.append(screenshot_check(p.screenshots))
     return MonitoringSection(found, dash, results), found
+
+
+def screenshot_check(folder: str) -> Check:
+    """Whether the report holds pictures of the Prometheus UI (taken by the bundle, see
+    :mod:`reliability.source.screenshots`). Never required: a missing browser is said, not a verdict."""
+    from reliability.source import screenshots
+
+    name = "Prometheus screenshots"
+    if folder == "off":
+        return Check(name, Status.NOT_CONFIGURED, False, "turned off (--no-screenshots or LOVE_SCREENSHOTS=0)")
+    manifest = screenshots.read(folder)
+    if manifest is None:
+        return Check(name, Status.NOT_CONFIGURED, False, "taken only when `reliability proof` or `reliability demo` "
+                                                          "writes the report; this notebook ran by itself")
+    if manifest["missing"] or not manifest["shots"]:
+        return Check(name, Status.INCONCLUSIVE, False, f"not proven by a picture: {manifest['missing']}")
+    shown = "; ".join(s["shows"] for s in manifest["shots"])
+    return Check(name, Status.PASS, False, f"{len(manifest['shots'])} pictures of {manifest['prometheus']}'s web UI "
+                                           f"taken {manifest['taken_at']} with headless Chromium: {shown}")
 
 
 def failure_matchers(sli: Sli = SEED, breakers: Any = None) -> tuple[tuple[str, str, str], ...]:

@@ -24,6 +24,7 @@ from reliability.report.incomplete import ReportError
 
 FILES = ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz", "evidence.intoto.json")
 INPUTS = "inputs"  # the notebook, rule file, dashboard and JUnit files the proof ran with, as run
+SCREENSHOTS = "screenshots"  # pictures of the queried Prometheus' web UI (reliability.source.screenshots)
 RULE_SIBLINGS = ("recording.yml", "prometheus.yml")
 
 
@@ -70,9 +71,10 @@ def produce(parameters: dict[str, Any], out: Path, *, notebook: Path = paths.PRO
     finally:
         incomplete.RUNNING.pop(staging, None)
     out.mkdir(exist_ok=True)
-    if (staging / INPUTS).is_dir():
-        shutil.rmtree(out / INPUTS, ignore_errors=True)
-        os.replace(staging / INPUTS, out / INPUTS)
+    for folder in (INPUTS, SCREENSHOTS):
+        shutil.rmtree(out / folder, ignore_errors=True)
+        if (staging / folder).is_dir():
+            os.replace(staging / folder, out / folder)
     for name in [f for f in FILES if f != "evidence.json"] + ["evidence.json"]:  # its presence means done
         if (staging / name).exists():
             os.replace(staging / name, out / name)
@@ -147,13 +149,15 @@ def _relayed(file: Path, say: Callable[[str], None], *, quiet: bool = False) -> 
 
 @contextlib.contextmanager
 def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Path,
-            say: Callable[[str], None]) -> Iterator[None]:
+            say: Callable[[str], None], shots: Path | None) -> Iterator[None]:
     """Ask Prometheus every question of the proof here, while papermill starts the kernel.
 
     The answers go to the bundle's snapshot (``snap_out``); the kernel, started with
     ``RELIABILITY_SNAPSHOT`` naming it, waits for the file and replays them, so it does no
     network and the report is the same as one re-rendered from the bundle. A failure here is
     written beside the snapshot, and the kernel stops with it (a broken run, never a verdict).
+    Meanwhile another thread takes the screenshots into ``shots``; the snapshot is written after
+    both, so the kernel finds the pictures' manifest.
     """
     from reliability.gate import proof
     from reliability.source import SNAPSHOT_VARIABLE, SNAPSHOT_WAIT_VARIABLE, from_env
@@ -167,7 +171,11 @@ def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Pat
 
     def gather() -> None:
         try:
-            proof.run(proof.params_from(values, root=cwd), client, progress=say)
+            params = proof.params_from(values, root=cwd)
+            pictures = _screenshots(params, client.url, shots, say) if shots else None
+            proof.run(params, client, progress=say)
+            if pictures is not None:
+                pictures.join()
             client.save_snapshot(snap_out)
         except BaseException as exc:  # the kernel must hear of it, or it would wait for nothing
             failed_marker(snap_out).write_text(f"{type(exc).__name__}: {exc}\n")
@@ -186,6 +194,37 @@ def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Pat
             os.environ.pop(k, None)
             if v is not None:
                 os.environ[k] = v
+
+
+def _screenshots(params: Any, url: str, folder: Path, say: Callable[[str], None]) -> threading.Thread:
+    """A started thread taking the Prometheus UI's pictures of the proof's window into ``folder``."""
+    from reliability.gate.checks import SEED_RULE
+    from reliability.source import screenshots
+
+    def take() -> None:
+        t = time.perf_counter()
+        manifest = screenshots.take(url, expr=params.sli.ratio("5m", matchers=params.service_scope()),
+                                    start=params.start, end=params.end, alert=SEED_RULE, out_dir=folder)
+        took = f"({time.perf_counter() - t:.1f} s)"
+        say(f"screenshots: {len(manifest['shots'])} of the Prometheus UI {took}" if not manifest["missing"]
+            else f"screenshots: none ({manifest['missing']})")
+
+    thread = threading.Thread(target=take, name="screenshots", daemon=True)
+    thread.start()
+    return thread
+
+
+def _screenshot_folder(parameters: dict[str, Any], out: Path, gather: bool) -> str:
+    """The notebook's ``screenshots`` value: "off", the folder they are taken into, or a re-render's copy."""
+    from reliability.source import screenshots
+
+    given = str(parameters.get("screenshots") or "")
+    if not gather and given not in ("", "off") and (Path(given) / screenshots.MANIFEST).is_file():
+        shutil.copytree(given, out / SCREENSHOTS)  # re-rendering a bundle: its own pictures, as they were
+        return str(out / SCREENSHOTS)
+    if given == "off" or not screenshots.wanted():
+        return "off"
+    return str(out / SCREENSHOTS) if gather else ""
 
 
 def _notebook_defaults(notebook: Path) -> dict[str, Any]:
@@ -237,7 +276,10 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     from reliability.source import SNAPSHOT_VARIABLE
 
     gather = snapshot and not os.environ.get(SNAPSHOT_VARIABLE)
-    gathering = _gather(parameters, notebook, snap_out, cwd, say) if gather else contextlib.nullcontext()
+    shots = _screenshot_folder(parameters, out, gather)
+    parameters = {**parameters, "screenshots": shots}
+    gathering = (_gather(parameters, notebook, snap_out, cwd, say, Path(shots) if shots not in ("", "off") else None)
+                 if gather else contextlib.nullcontext())
     say("notebook: starting the kernel (papermill)")
     with gathering, _kernel_stderr(out / "kernel.log"), _relayed(out / "progress.log", say, quiet=gather):
         # The CLI maps verdicts to its own exit codes: the notebook must not fail on NO-GO here.
@@ -281,6 +323,12 @@ def _record_inputs(out: Path, evidence: dict[str, Any], notebook: Path) -> dict[
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             entry["recorded"] = str(target.relative_to(out))
+    from reliability.source import screenshots
+
+    manifest = screenshots.read(out / SCREENSHOTS)
+    if manifest is not None:  # the pictures, by their place in the bundle
+        evidence["screenshots"] = {**manifest, "shots": [{k: v for k, v in s.items() if k != "path"} | {
+            "recorded": f"{SCREENSHOTS}/{s['file']}"} for s in manifest["shots"]]}
     # The monitoring checks also read the recording rules and prometheus.yml beside the rule file.
     rules = inputs["rules"]
     if rules.get("recorded"):
@@ -343,6 +391,8 @@ def rerender(bundle_dir: Path, out: Path, *, progress: Callable[[str], None] | N
     params = dict(nbformat.read(str(nb_file), as_version=4).metadata.get("papermill", {}).get("parameters", {}))
     params.pop("evidence_path", None)
     params.pop("snapshot_path", None)
+    if params.get("screenshots") not in (None, "", "off"):
+        params["screenshots"] = str(bundle_dir / SCREENSHOTS)
     notebook = files.pop("notebook")
     params.update(files)
     saved = {k: os.environ.pop(k, None) for k in ("PROMETHEUS_URL", "RELIABILITY_SNAPSHOT")}

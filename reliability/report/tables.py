@@ -5,6 +5,7 @@ and returns a pandas Styler for notebooks and the PDF. No numbers are computed h
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -94,3 +95,25 @@ def comparison(c: Any, *, candidate: str, stable: str) -> Any:
         {"version": f"{stable} (stable)", "requests": c.stable_requests, "5xx": c.stable_errors,
          "5xx ratio": c.stable_ratio, "φ": c.phi_stable}])
     return _style(out, None, {"requests": "{:,.0f}", "5xx": "{:,.0f}", "5xx ratio": "{:.3%}", "φ": "{:.2f}"})
+
+
+def screenshots(folder: str) -> list[str]:
+    """The Prometheus UI's pictures (each checked against its sha256), each an HTML figure with its caption,
+    kept on one page of the PDF."""
+    import base64
+    import html
+
+    from reliability.source import screenshots as taken
+
+    manifest = taken.read(folder) if folder not in ("", "off") else None
+    if manifest is None:
+        return []
+    figures = []
+    for s in manifest["shots"]:
+        data = base64.b64encode(Path(s["path"]).read_bytes()).decode()
+        caption = (f"Screenshot of the Prometheus web UI at {manifest['prometheus']}, taken {manifest['taken_at']} "
+                   f"with headless Chromium: {s['shows']} ({s['file']}).")
+        figures.append(f'<figure style="break-inside: avoid; margin: 0.5em 0;"><img alt="{html.escape(s["file"])}" '
+                       f'src="data:image/png;base64,{data}" style="width: 86%; border: 1px solid #d0d7de;"/>'
+                       f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return figures
