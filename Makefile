@@ -7,7 +7,7 @@ NODE   := tests/breaker_node
 NODE_STAMP := $(NODE)/node_modules/.installed-stamp
 KERNEL := love-reliability
 
-.PHONY: setup system-deps report test test-fast lab bench live clean-notebooks clean
+.PHONY: setup system-deps report test test-fast lab docs bench live clean-notebooks clean
 
 setup: system-deps $(STAMP) $(NODE_STAMP)
 
@@ -30,10 +30,12 @@ $(NODE_STAMP): $(NODE)/package-lock.json
 report: setup
 	$(BIN)/reliability demo
 
-## Every test: lint (ruff), the layer contract, pytest, the promtool rule tests, nbval over the notebooks.
+## Every test: lint (ruff), the layer contract, the documentation site, pytest, the promtool rule tests,
+## nbval over the notebooks.
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/site
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg \
 		-p no:cacheprovider tests notebooks
 
@@ -51,6 +53,10 @@ lab: setup $(VENV)/.lab-stamp
 $(VENV)/.lab-stamp: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[lab]'
 	touch $@
+
+## The documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml).
+docs: setup
+	$(BIN)/mkdocs serve
 
 ## Benchmarks (tables as in benchmarks/RESULTS.md); e.g. BENCH_ARGS="--quick --only pushdown".
 bench: setup

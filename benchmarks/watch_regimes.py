@@ -110,8 +110,8 @@ def run(quick: bool = False) -> list[Table]:
               "(R = 0.98 against the stable's 0.995, its 5xx outside incidents the stable's)",
               ["regime", "false GO before", "false GO after"], stress,
               notes="Before its first incident such a canary cannot be told from its stable by any test on its own "
-                    "minutes; route A assumes incidents no more severe than the stable's (README, 'Watching a "
-                    "canary')."),
+                    "minutes; route A assumes incidents no more severe than the stable's "
+                    "(docs/watch-and-serve.md)."),
     ]
 
 

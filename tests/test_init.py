@@ -15,8 +15,6 @@ from reliability.cli import scaffold
 from reliability.errors import ConfigurationError
 from reliability.source.parsed import metric_names, ratio_shape_problems
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
@@ -86,9 +84,3 @@ def test_init_refuses_to_overwrite_unless_forced(repo: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert forced.returncode == 0, forced.stderr
     assert config.load(repo).job == "x"
-
-
-def test_readme_ci_recipes_are_the_init_output() -> None:
-    text = README.read_text()
-    assert scaffold._github().rstrip() in text
-    assert scaffold._gitlab().rstrip() in text

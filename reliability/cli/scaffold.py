@@ -298,7 +298,8 @@ jobs:
     steps:
       - uses: actions/checkout@v4
       - run: sudo apt-get update && sudo apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0
-      - run: python3 -m venv .venv && .venv/bin/pip install love-reliability
+      # [screenshots]: pictures of Prometheus in the report, taken with the runner's Google Chrome
+      - run: python3 -m venv .venv && .venv/bin/pip install 'love-reliability[screenshots]'
       - name: Prove R > 0.98 before deploying
         env:
           PROMETHEUS_URL: ${{ vars.PROMETHEUS_URL }}
@@ -323,8 +324,8 @@ deploy-gate:
   stage: test
   image: python:3.11-slim-bookworm
   script:
-    - apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0
-    - pip install love-reliability
+    - apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 chromium
+    - pip install 'love-reliability[screenshots]'   # pictures of Prometheus in the report
     - reliability proof --start now-24h --end now --candidate "$CI_COMMIT_SHA" --out evidence
   artifacts:
     when: always

@@ -76,7 +76,7 @@ class WatchedLook:
 
 
 def explain(lk: Look, decision: str | None, start: datetime | None = None) -> str:
-    """One sentence: why this look decided, or what GO still waits for (see the README, "Watching a canary")."""
+    """One sentence: why this look decided, or what GO still waits for (docs/watch-and-serve.md)."""
     if decision == "NO-GO" and lk.decision != "NO-GO":
         return "NO-GO: a required check of the proof failed at this look (below)"
     bar = np.log(1 / lk.alpha)

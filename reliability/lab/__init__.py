@@ -54,7 +54,7 @@ def stop() -> None:
         _SERVER = None
 
 
-#: The incident log ``alert_design`` judges alerts against (see the README, "Alert design on your Prometheus").
+#: The incident log ``alert_design`` judges alerts against (docs/alerts.md, "Alert design on your Prometheus").
 INCIDENT_FIELDS = ("name", "start", "end")
 
 

@@ -10,7 +10,7 @@ incident with mean ``incident_minutes`` and the quiet state long enough that inc
 the long-run 5xx rate is exactly ``1 - r``, with ``baseline`` of that rate arriving while quiet.
 
 :func:`expected_incidents` and :func:`window_for` turn the same parameters into what a window can
-show: a window expecting fewer than about 20 incidents cannot bound the rate (see the README).
+show: a window expecting fewer than about 20 incidents cannot bound the rate (docs/statistics.md).
 """
 from __future__ import annotations
 
