@@ -46,9 +46,10 @@ test-fast: setup
 	LOVE_TEST_NO_PROMETHEUS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests
 
 ## JupyterLab with this project's kernel and the notebooks ready to run (as root too: the fresh-machine route).
-## e.g. LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888" on a server.
+## e.g. LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888" on a server; LAB_DIR=... serves another folder.
+LAB_DIR ?= notebooks
 lab: setup $(VENV)/.lab-stamp
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 $(VENV)/.lab-stamp: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[lab]'
