@@ -61,14 +61,17 @@ def test_the_installed_package_is_the_wheel_not_the_checkout(installed: Path, tm
 
 
 def test_demo_runs_from_an_empty_directory(installed: Path, tmp_path: Path) -> None:
-    r = reliability(installed, "demo", "--scenario", "healthy-canary", "--out", "reports", cwd=tmp_path)  # relative
+    r = reliability(installed, "demo", "--scenario", "healthy-canary", "--out", "reports", cwd=tmp_path,  # relative
+                    env={"LOVE_SCREENSHOTS": "1"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Verdict: GO" in r.stdout
     bundle = tmp_path / "reports" / "healthy-canary"
-    for f in ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz"):
+    for f in ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz",
+              "screenshots/prometheus-graph.png", "screenshots/prometheus-alerts.png"):
         assert (bundle / f).stat().st_size > 0, f
     ev = json.loads((bundle / "evidence.json").read_text())
     assert str(CHECKOUT) not in json.dumps(ev["inputs"])  # rules, dashboard, notebook: the wheel's
+    assert next(c for c in ev["checks"] if c["name"] == "Prometheus screenshots")["status"] == "PASS"
 
 
 def test_proof_and_render_from_an_empty_directory(installed: Path, tmp_path: Path, prometheus_url: str,
