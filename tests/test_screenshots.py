@@ -39,6 +39,20 @@ def test_a_server_that_does_not_answer_is_said(tmp_path: Path) -> None:
 
 
 @pytest.mark.prometheus
+def test_a_server_without_prometheus_ui_is_said_not_pictured(tmp_path: Path) -> None:
+    """VictoriaMetrics answers the query API but not /graph: no picture of its 404 may pass for its UI."""
+    from datetime import timedelta
+
+    from reliability.source.embedded.victoria import EmbeddedVictoriaMetrics
+
+    with EmbeddedVictoriaMetrics(metrics=["up"], start=START, end=START + timedelta(hours=1)) as vm:
+        manifest = take(tmp_path, vm.url)
+    assert not manifest["shots"], manifest
+    assert "HTTP 404" in manifest["missing"] and "does not serve Prometheus' web UI" in manifest["missing"]
+    assert screenshot_check(str(tmp_path)).status is Status.INCONCLUSIVE
+
+
+@pytest.mark.prometheus
 def test_a_picture_changed_after_it_was_taken_is_not_shown(prometheus_url: str, tmp_path: Path) -> None:
     from reliability.report.tables import screenshots as figures
 

@@ -132,10 +132,10 @@ def _page(chromium: Any, base: str, timeout_s: float) -> Any:
 def _show(page: Any, base: str, url: str | None, alert: str) -> str:
     """Open ``url`` (or the alerts page through the UI's own menu) and wait until it has drawn."""
     if url is not None:
-        page.goto(url, wait_until="networkidle")
+        _answered(page.goto(url, wait_until="networkidle"), url)
         page.wait_for_timeout(500)  # the graph draws after its data arrives
         return page.url
-    page.goto(base.rstrip("/") + "/graph", wait_until="networkidle")
+    _answered(page.goto(base.rstrip("/") + "/graph", wait_until="networkidle"), base)
     page.get_by_role("link", name="Alerts", exact=True).first.click()
     page.wait_for_load_state("networkidle")
     rule = page.get_by_text(alert, exact=True).first
@@ -143,6 +143,13 @@ def _show(page: Any, base: str, url: str | None, alert: str) -> str:
         rule.click()  # opens the rule: its expression and threshold
         page.wait_for_timeout(300)
     return page.url
+
+
+def _answered(response: Any, url: str) -> None:
+    """A page the server refused is no picture of its UI (a 404 from a server without Prometheus' UI)."""
+    if response is None or response.status >= 400:
+        status = "no answer" if response is None else f"HTTP {response.status}"
+        raise RuntimeError(f"{status} for {url.split('?')[0]}: the server does not serve Prometheus' web UI there")
 
 
 def _public(url: str) -> str:
