@@ -286,17 +286,28 @@ def _sli_table(sli: Sli) -> str:
 
 
 def _github() -> str:
-    return """# The deploy gate: prove R > 0.98 (at most 2 % 5xx) from Prometheus before deploying.
+    return """# The deploy gate: prove R > 0.98 (at most 2 % 5xx) from Prometheus before the full deploy.
+# The candidate must already serve traffic (a canary of this commit) and carry its commit SHA in the
+# version label, as --candidate names it; the tests' JUnit XML is the junit glob of reliability.toml.
 # NO-GO (exit 1), INCONCLUSIVE (3), a usage error (2) or a tool failure (4) stop the deploy.
 name: deploy
 on:
-  push:
-    branches: [main]
+  workflow_dispatch:   # once the canary of this commit has served traffic
 jobs:
-  deploy-gate:
+  test:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
+      - run: npm ci && npm test   # your tests, writing JUnit XML into test-results/
+      - uses: actions/upload-artifact@v4
+        with: { name: test-results, path: test-results/ }
+  deploy-gate:
+    needs: test
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/download-artifact@v4
+        with: { name: test-results, path: test-results/ }
       - run: sudo apt-get update && sudo apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0
       # [screenshots]: pictures of Prometheus in the report, taken with the runner's Google Chrome
       - run: python3 -m venv .venv && .venv/bin/pip install 'love-reliability[screenshots]'
@@ -319,6 +330,8 @@ jobs:
 
 def _gitlab() -> str:
     return """# The deploy gate: include it from .gitlab-ci.yml (include: .gitlab/deploy-gate.yml).
+# The candidate must already serve traffic (a canary of this commit) and carry $CI_COMMIT_SHA in the
+# version label; a test job before it leaves its JUnit XML in test-results/ (artifacts).
 # NO-GO (exit 1), INCONCLUSIVE (3), a usage error (2) or a tool failure (4) stop the deploy.
 deploy-gate:
   stage: test
