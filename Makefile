@@ -27,7 +27,7 @@ $(NODE_STAMP): $(NODE)/package-lock.json
 	touch $@
 
 ## The main job: the monitoring proof report on the bundled history.
-report: setup
+report: system-deps $(STAMP)
 	$(BIN)/reliability demo
 
 ## Every test: lint (ruff), the layer contract, the documentation site, pytest, the promtool rule tests,

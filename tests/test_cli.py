@@ -99,11 +99,12 @@ def test_progress_is_one_line_per_phase_with_the_time_and_no_kernel_noise(go_run
     assert "encryption" not in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("command", ["demo", "proof", "watch", "verify", "render", "prometheus", "init"])
+@pytest.mark.parametrize("command", ["demo", "proof", "watch", "verify", "render", "prometheus", "init", "sli"])
 def test_help_gives_the_defaults_the_exit_codes_and_an_example(command: str) -> None:
     r = gate(command, "--help", timeout=60)
     assert r.returncode == 0, r.stderr
     assert "exit codes:" in r.stdout and "4  the tool itself failed" in r.stdout
+    assert ("1  NO-GO" in r.stdout) == (command not in ("prometheus", "sli"))  # no verdict, no verdict codes
     assert "example:\n  " in r.stdout and f"reliability {command}" in r.stdout.split("example:\n")[1]
     if command == "proof":
         assert "(default 15m)" in r.stdout and "$PROMETHEUS_URL" in r.stdout

@@ -16,6 +16,14 @@ EXITS = """exit codes:
   4  the tool itself failed (a bug or a broken environment), never a verdict
   130 interrupted (Ctrl-C)"""
 
+# The commands that answer no verdict: done, or why not.
+TOOL_EXITS = """exit codes:
+  0  done
+  2  a usage error: a wrong option, a missing file or program, found before any work
+  4  the tool itself failed (a bug or a broken environment)
+  130 interrupted (Ctrl-C)"""
+VERDICTS = frozenset({"demo", "proof", "watch", "verify", "render", "init"})
+
 EXAMPLES = {
     "demo": "example:\n  reliability demo --out /tmp/reports    # writes bad-deploy/ (NO-GO) and healthy-canary/ (GO)",
     "proof": "example:\n  PROMETHEUS_URL=https://prometheus.example:9090 \\\n"
@@ -36,7 +44,8 @@ EXAMPLES = {
 
 def subcommand(sub: Any, name: str, summary: str, **kwargs: Any) -> argparse.ArgumentParser:
     """A subcommand whose --help has its description, defaults, exit codes and an example."""
-    return sub.add_parser(name, help=summary, description=summary, epilog=f"{EXITS}\n\n{EXAMPLES[name]}",
+    exits = EXITS if name in VERDICTS else TOOL_EXITS
+    return sub.add_parser(name, help=summary, description=summary, epilog=f"{exits}\n\n{EXAMPLES[name]}",
                           formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
 

@@ -29,7 +29,7 @@ EN: dict[str, str] = {
     "more_requests": "R needs {need} requests, {more} more than the window has{wait}.",
     "more_wait": ", about {wait} more at this window's traffic",
     "banner": ("DEMO DATA: recorded history served by the embedded Prometheus (the bundled generated history "
-               "when run by `reliability demo`), not a production server. Not evidence for a real deploy."),
+               "when run by reliability demo), not a production server. Not evidence for a real deploy."),
     "candidate": "Candidate", "candidate_value": "{candidate} (stable: {stable})", "none_known": "none known",
     "window": "Window", "window_value": "{start} to {end} UTC ({span})", "scope": "Scope", "r": "R (share of requests without a 5xx)",
     "r_lower": "R, {confidence} lower bound", "r_lower_value": "{bound} (must exceed {threshold})",

@@ -78,7 +78,8 @@ def take(base: str, *, expr: str, start: datetime, end: datetime, alert: str, ou
         return _write(out_dir, manifest)
     manifest["browser"] = exe
     pages = [(GRAPH, graph_url(base, expr, start, end), "the service's 5xx ratio over the proof's window"),
-             (ALERTS, None, f"the alerts page with {alert} opened")]
+             (ALERTS, None, f"the alerts page with {alert} opened, as the server has it now (its live state, "
+                            "not the window's: section 4 replays what fired in the window)")]
     try:
         with sync_playwright() as pw:
             chromium = pw.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"],
