@@ -395,3 +395,17 @@ def test_the_exit_code_table_in_the_docs_is_what_the_tests_assert() -> None:
     assert "the tool itself failed" in rows["4"] and ".incomplete" in rows["4"]
     assert "partial scope" in rows["3"].lower() and "outside the history" in rows["3"]
     assert "tampered bundle" in rows["2"] and "symlink" in rows["2"]
+
+
+def test_a_reader_that_leaves_early_does_not_turn_the_exit_code_into_a_crash() -> None:
+    """``reliability sli ... | head -1``: the pipe closes before the table is printed; the exit code is still
+    the command's own (0), not 4 or Python's 120 for an unflushable stdout."""
+    import os as _os
+
+    read, write = _os.pipe()
+    _os.close(read)  # the reader is gone before anything is written
+    r = subprocess.run([sys.executable, "-m", "reliability", "sli", "--prometheus-url", _os.environ["PROMETHEUS_URL"]],
+                       stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, cwd=REPO)
+    _os.close(write)
+    assert r.returncode == 0, r.stderr
+    assert "BrokenPipe" not in r.stderr and "internal error" not in r.stderr, r.stderr

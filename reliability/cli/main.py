@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from reliability.cli import gate
 from reliability.cli.options import (
@@ -147,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the language of the decision page and the headings: en, or ar (the directive's "
                            "Arabic, right to left) (default: en)")
     repo.add_argument("--repo", help="the repository whose settings, monitoring/ files, .last-stable-version "
-                                     "and reports/ to use (default: the current directory)")
+                                     "and reports/ to use (default: the nearest of the current directory and "
+                                     "its parents holding reliability.toml, .last-stable-version or .git, else "
+                                     "the current directory)")
 
     p = subcommand(sub, "demo", parents=[repo], summary="run the proof on the bundled history (embedded Prometheus)")
     p.add_argument("--scenario", choices=[*gate.SCENARIOS, "all"], default="all", help="which scenario (default: all)")
@@ -202,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080, help="the port (default 8080)")
     p.add_argument("--selector", help='the service when a call names none, e.g. job="love-backend" (default: '
                                       "the settings' job)")
-    p.add_argument("--repo", help="the repository whose reliability.toml to read (default: the current directory)")
+    p.add_argument("--repo", help="the repository whose reliability.toml to read (default: as for proof)")
     sli_option(p)
     p.set_defaults(func=cmd_serve)
 
@@ -217,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "job or selector)")
     p.add_argument("--job", help="the service's job label, when no selector is given")
     p.add_argument("--out", help="the directory of alerts.yml and alerts_test.yml (default: monitoring/)")
-    p.add_argument("--repo", help="the repository whose reliability.toml to read (default: the current directory)")
+    p.add_argument("--repo", help="the repository whose reliability.toml to read (default: as for proof)")
     p.add_argument("--prometheus-url", help="check the SLI on this server first (default: $PROMETHEUS_URL if set)")
     p.add_argument("--force", action="store_true", help="overwrite the files if they exist")
     sli_option(p)
@@ -282,6 +285,35 @@ def _interrupted_exit() -> None:
     os._exit(130)
 
 
+class _Stdout:
+    """stdout whose reader may leave early (``reliability proof | head``): what is left to print is
+    dropped, and the exit code stays the command's (a verdict), not a crash's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def _drop(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())  # the interpreter's last flush goes nowhere too
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     import signal
 
@@ -293,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _interrupt)
         sys.unraisablehook = _swallowed
+    if not isinstance(sys.stdout, _Stdout) and hasattr(sys.stdout, "fileno"):
+        sys.stdout = _Stdout(sys.stdout)
 
     try:
         return int(args.func(args))

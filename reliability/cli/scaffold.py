@@ -252,7 +252,8 @@ dashboard = "monitoring/grafana-dashboard.json"
 junit = ["test-results/*.xml"]
 confidence = 0.95
 # The external services the backend calls, by their breaker label; each must have a circuit
-# breaker that saw calls in the window, or the gate says NO-GO naming the service.
+# breaker: none at all is NO-GO naming the service; one that saw no calls in the window is
+# INCONCLUSIVE (it cannot show it would open).
 dependencies = [{deps}]
 
 # Where the requests are counted: a named convention (`reliability sli` lists them), and any
