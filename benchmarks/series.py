@@ -111,6 +111,31 @@ def run(*, quick: bool = False, workers: tuple[int, ...] = WORKERS) -> list[Tabl
             Table("Raw series: the time ratio to 112 series (goal ≤ 1.2×)", ["series", "before", "after"], ratios)]
 
 
+KINDS = (  # what each query of the proof reads, by the text of its PromQL (first match wins)
+    ("burn-rate alert backtests", r"\[(3d|1d|6h|2h|30m|1h)\]\)\) or vector\(0\)\) / \(sum|\(14\.4 \* 0\.02\)"),
+    ("the directive's alert, verbatim", r"^\( sum\(rate\(|\)\) > 0\.02$|or vector\(0\)\) == 0"),
+    ("dashboard panels", r"label_replace|\[5m30s\]|status_class"),
+    ("data quality", r"resets\(|count_over_time|changes\(|timestamp\(| > sum \(increase"),
+    ("per-minute counts", r"\[1m\]"),
+)
+
+
+def breakdown(url: str) -> dict[str, Any]:
+    """One proof.run: the server-side seconds of its queries, grouped by what they read."""
+    import re
+
+    from reliability.gate import proof
+    from reliability.source.prom import PrometheusClient
+    from reliability.source.sli import SEED
+
+    params = proof.ProofParams(start=END - timedelta(days=1), end=END, candidate="v1.9.1", stable="v1.8.3",
+                               sli=dataclasses.replace(SEED, recorded="love"))
+    q = proof.run(params, PrometheusClient(url)).queries
+    kind = q["query"].map(lambda text: next((k for k, rx in KINDS if re.search(rx, text)), "the rest"))
+    grouped = q.groupby(kind)["seconds"].agg(["sum", "count"])
+    return {k: [float(v["sum"]), int(v["count"])] for k, v in grouped.iterrows()}
+
+
 def prepare(workers: tuple[int, ...] = WORKERS) -> None:
     """Write and backfill the histories (and their recorded rule) without measuring."""
     from reliability.source.embedded import EmbeddedPrometheus
@@ -126,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", help="e.g. 1,9 (112 x K series)")
     parser.add_argument("--prepare", action="store_true", help="only write and backfill the histories")
+    parser.add_argument("--breakdown", action="store_true", help="where the query time goes, by kind of query")
     parser.add_argument("--one", nargs=2, metavar=("URL", "RECORDED"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -134,6 +160,21 @@ def main(argv: list[str] | None = None) -> int:
     workers = tuple(int(x) for x in args.workers.split(",")) if args.workers else WORKERS
     if args.prepare:
         prepare(workers)
+        return 0
+    if args.breakdown:
+        from reliability.source.embedded import EmbeddedPrometheus
+
+        found = {}
+        for k in workers[:2]:
+            with EmbeddedPrometheus(history(k), cache_dir=CACHE, alertmanager=False, recorded=True) as prom:
+                breakdown(prom.url)  # warm-up
+                found[k] = breakdown(prom.url)
+        a, b = workers[:2]
+        rows = [[kind, found[b].get(kind, [0, 0])[1], found[a].get(kind, [0.0])[0], found[b].get(kind, [0.0])[0],
+                 found[b].get(kind, [0.0])[0] / max(found[a].get(kind, [1e-9])[0], 1e-9)]
+                for kind in [*(k for k, _ in KINDS), "the rest"]]
+        print(Table(f"Raw series: server seconds of the proof's queries by kind, {112 * a:,} vs {112 * b:,} series",
+                    ["queries", "count", f"{112 * a:,} s", f"{112 * b:,} s", "ratio"], rows).markdown())
         return 0
     for table in run(quick=args.quick, workers=workers):
         print(table.markdown())
