@@ -19,12 +19,12 @@ from typing import Any
 
 from reliability import paths
 from reliability.errors import ConfigurationError
-from reliability.report import incomplete
+from reliability.report import incomplete, screenshots
 from reliability.report.incomplete import ReportError
 
 FILES = ("report.ipynb", "report.html", "report.pdf", "evidence.json", "queries.json.gz", "evidence.intoto.json")
 INPUTS = "inputs"  # the notebook, rule file, dashboard and JUnit files the proof ran with, as run
-SCREENSHOTS = "screenshots"  # pictures of the queried Prometheus' web UI (reliability.source.screenshots)
+SCREENSHOTS = screenshots.FOLDER
 RULE_SIBLINGS = ("recording.yml", "prometheus.yml")
 
 
@@ -172,7 +172,7 @@ def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Pat
     def gather() -> None:
         try:
             params = proof.params_from(values, root=cwd)
-            pictures = _screenshots(params, client.url, shots, say) if shots else None
+            pictures = screenshots.start(params, client.url, shots, say) if shots else None
             proof.run(params, client, progress=say)
             if pictures is not None:
                 pictures.join()
@@ -194,37 +194,6 @@ def _gather(parameters: dict[str, Any], notebook: Path, snap_out: Path, cwd: Pat
             os.environ.pop(k, None)
             if v is not None:
                 os.environ[k] = v
-
-
-def _screenshots(params: Any, url: str, folder: Path, say: Callable[[str], None]) -> threading.Thread:
-    """A started thread taking the Prometheus UI's pictures of the proof's window into ``folder``."""
-    from reliability.gate.checks import SEED_RULE
-    from reliability.source import screenshots
-
-    def take() -> None:
-        t = time.perf_counter()
-        manifest = screenshots.take(url, expr=params.sli.ratio("5m", matchers=params.service_scope()),
-                                    start=params.start, end=params.end, alert=SEED_RULE, out_dir=folder)
-        took = f"({time.perf_counter() - t:.1f} s)"
-        say(f"screenshots: {len(manifest['shots'])} of the Prometheus UI {took}" if not manifest["missing"]
-            else f"screenshots: none ({manifest['missing']})")
-
-    thread = threading.Thread(target=take, name="screenshots", daemon=True)
-    thread.start()
-    return thread
-
-
-def _screenshot_folder(parameters: dict[str, Any], out: Path, gather: bool) -> str:
-    """The notebook's ``screenshots`` value: "off", the folder they are taken into, or a re-render's copy."""
-    from reliability.source import screenshots
-
-    given = str(parameters.get("screenshots") or "")
-    if not gather and given not in ("", "off") and (Path(given) / screenshots.MANIFEST).is_file():
-        shutil.copytree(given, out / SCREENSHOTS)  # re-rendering a bundle: its own pictures, as they were
-        return str(out / SCREENSHOTS)
-    if given == "off" or not screenshots.wanted():
-        return "off"
-    return str(out / SCREENSHOTS) if gather else ""
 
 
 def _notebook_defaults(notebook: Path) -> dict[str, Any]:
@@ -276,7 +245,7 @@ def _produce(parameters: dict[str, Any], out: Path, *, notebook: Path, progress:
     from reliability.source import SNAPSHOT_VARIABLE
 
     gather = snapshot and not os.environ.get(SNAPSHOT_VARIABLE)
-    shots = _screenshot_folder(parameters, out, gather)
+    shots = screenshots.folder(parameters, out / SCREENSHOTS, gather)
     parameters = {**parameters, "screenshots": shots}
     gathering = (_gather(parameters, notebook, snap_out, cwd, say, Path(shots) if shots not in ("", "off") else None)
                  if gather else contextlib.nullcontext())
@@ -323,9 +292,9 @@ def _record_inputs(out: Path, evidence: dict[str, Any], notebook: Path) -> dict[
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             entry["recorded"] = str(target.relative_to(out))
-    from reliability.source import screenshots
+    from reliability.source.screenshots import read
 
-    manifest = screenshots.read(out / SCREENSHOTS)
+    manifest = read(out / SCREENSHOTS)
     if manifest is not None:  # the pictures, by their place in the bundle
         evidence["screenshots"] = {**manifest, "shots": [{k: v for k, v in s.items() if k != "path"} | {
             "recorded": f"{SCREENSHOTS}/{s['file']}"} for s in manifest["shots"]]}
