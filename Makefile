@@ -7,12 +7,16 @@ NODE   := tests/breaker_node
 NODE_STAMP := $(NODE)/node_modules/.installed-stamp
 KERNEL := love-reliability
 
-.PHONY: setup system-deps report test test-fast lab docs bench live clean-notebooks clean
+.PHONY: setup system-deps report-deps report test test-fast lab docs bench live clean-notebooks clean
 
 setup: system-deps $(STAMP) $(NODE_STAMP)
 
 system-deps:
 	@sh scripts/system-deps.sh
+
+# Only what the gate, its report, JupyterLab and the docs need (no test-only servers, no Node service).
+report-deps:
+	@sh scripts/system-deps.sh report
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +31,7 @@ $(NODE_STAMP): $(NODE)/package-lock.json
 	touch $@
 
 ## The main job: the monitoring proof report on the bundled history.
-report: system-deps $(STAMP)
+report: report-deps $(STAMP)
 	$(BIN)/reliability demo
 
 ## Every test: lint (ruff), the layer contract, the documentation site, pytest, the promtool rule tests,
@@ -48,7 +52,7 @@ test-fast: setup
 ## JupyterLab with this project's kernel and the notebooks ready to run (as root too: the fresh-machine route).
 ## e.g. LAB_ARGS="--no-browser --ip=0.0.0.0 --port=8888" on a server; LAB_DIR=... serves another folder.
 LAB_DIR ?= notebooks
-lab: setup $(VENV)/.lab-stamp
+lab: report-deps $(STAMP) $(VENV)/.lab-stamp
 	$(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 $(VENV)/.lab-stamp: pyproject.toml
@@ -56,8 +60,8 @@ $(VENV)/.lab-stamp: pyproject.toml
 	touch $@
 
 ## The documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml).
-docs: setup
-	$(BIN)/mkdocs serve
+docs: report-deps $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 ## Benchmarks (tables as in benchmarks/RESULTS.md); e.g. BENCH_ARGS="--quick --only pushdown".
 bench: setup

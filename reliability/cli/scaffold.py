@@ -310,8 +310,9 @@ jobs:
       - uses: actions/download-artifact@v4
         with: { name: test-results, path: test-results/ }
       - run: sudo apt-get update && sudo apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0
-      # [screenshots]: pictures of Prometheus in the report, taken with the runner's Google Chrome
-      - run: python3 -m venv .venv && .venv/bin/pip install 'love-reliability[screenshots]'
+      # The wheel you built from love-reliability (pip wheel --no-deps -w dist .) where CI can fetch it:
+      # it is not on public PyPI. [screenshots]: pictures of Prometheus, with the runner's Google Chrome.
+      - run: python3 -m venv .venv && .venv/bin/pip install "love-reliability[screenshots] @ ${{ vars.LOVE_RELIABILITY_WHEEL_URL }}"
       - name: Prove R > 0.98 before deploying
         env:
           PROMETHEUS_URL: ${{ vars.PROMETHEUS_URL }}
@@ -332,14 +333,15 @@ jobs:
 def _gitlab() -> str:
     return """# The deploy gate: include it from .gitlab-ci.yml (include: .gitlab/deploy-gate.yml).
 # The candidate must already serve traffic (a canary of this commit) and carry $CI_COMMIT_SHA in the
-# version label; a test job before it leaves its JUnit XML in test-results/ (artifacts).
+# version label; a job of the test stage leaves its JUnit XML in test-results/ (artifacts).
 # NO-GO (exit 1), INCONCLUSIVE (3), a usage error (2) or a tool failure (4) stop the deploy.
 deploy-gate:
-  stage: test
+  stage: deploy        # after the test stage, whose JUnit artifacts it receives
   image: python:3.11-slim-bookworm
   script:
     - apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 chromium
-    - pip install 'love-reliability[screenshots]'   # pictures of Prometheus in the report
+    # the wheel you built from love-reliability (not on public PyPI); [screenshots]: pictures of Prometheus
+    - pip install "love-reliability[screenshots] @ $LOVE_RELIABILITY_WHEEL_URL"
     - reliability proof --start now-24h --end now --candidate "$CI_COMMIT_SHA" --out evidence
   artifacts:
     when: always
