@@ -68,7 +68,8 @@ def proof_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rules", help="the alert rule file Prometheus runs (default: monitoring/alerts.yml)")
     p.add_argument("--dashboard", help="the Grafana dashboard (default: monitoring/grafana-dashboard.json)")
     p.add_argument("--confidence", type=float, help="one-sided confidence of the bound on R (default 0.95)")
-    p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/")
+    p.add_argument("--out", help="default: reports/<candidate>-<UTC time>/ (watch: "
+                                 "reports/<candidate>-watch-<start>/)")
     p.add_argument("--max-answer-mb", type=float, default=64.0, help="the largest answer accepted from the "
                                                                      "server, in MB (default 64)")
     p.add_argument("--build", help="the candidate's build or commit, for the report's provenance (default: "
