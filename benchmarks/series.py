@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import SCRATCH, Table, child, emit, median, peak_rss_mb, rss_mb, runs, server_peak_mb
+from reliability.source.sli import SEED
 
 WORKERS = (1, 9, 90)
 END = datetime(2025, 11, 2, tzinfo=timezone.utc)
@@ -43,15 +44,17 @@ def history(workers: int) -> Path:
     times = [str(int(END.timestamp()) - (n - 1 - i) * SCRAPE) for i in range(n)]
     tmp = out.with_suffix(".tmp")
     with tmp.open("w") as fh:
-        fh.write("# HELP http_requests HTTP requests.\n# TYPE http_requests counter\n")
+        family = SEED.requests.removesuffix("_total")  # in the directive's names, the SLI's one place
+        fh.write(f"# HELP {family} HTTP requests.\n# TYPE {family} counter\n")
         for instance, version in PROCESSES:
             for route in ROUTES:
                 for status, share in STATUSES.items():
                     counts = rng.poisson(RATE * SCRAPE * share, size=n)  # the counter's traffic...
                     parts = rng.multinomial(counts, np.full(workers, 1 / workers)).T  # ...over its workers
                     for w, part in enumerate(parts):
-                        labels = (f'http_requests_total{{instance="{instance}",job="love-backend",route="{route}",'
-                                  f'status="{status}",version="{version}",worker="{w}"}}')
+                        labels = (f'{SEED.requests}{{instance="{instance}",job="love-backend",'
+                                  f'{SEED.route_label}="{route}",{SEED.code_label}="{status}",'
+                                  f'{SEED.version_label}="{version}",worker="{w}"}}')
                         fh.write("".join(f"{labels} {v} {t}\n" for v, t in zip(np.cumsum(part), times, strict=True)))
         fh.write("# EOF\n")
     tmp.rename(out)
@@ -64,7 +67,6 @@ def one(url: str, recorded: str) -> dict[str, Any]:
 
     from reliability.gate import proof, sections  # noqa: F401
     from reliability.source.prom import PrometheusClient
-    from reliability.source.sli import SEED
 
     params = proof.ProofParams(start=END - timedelta(days=1), end=END, candidate="v1.9.1", stable="v1.8.3",
                                sli=dataclasses.replace(SEED, recorded=recorded))
@@ -126,7 +128,6 @@ def breakdown(url: str) -> dict[str, Any]:
 
     from reliability.gate import proof
     from reliability.source.prom import PrometheusClient
-    from reliability.source.sli import SEED
 
     params = proof.ProofParams(start=END - timedelta(days=1), end=END, candidate="v1.9.1", stable="v1.8.3",
                                sli=dataclasses.replace(SEED, recorded="love"))

@@ -120,14 +120,11 @@ def recorded_coverage(client: PrometheusClient, start: datetime, end: datetime, 
         return "the SLI declares no recording rules ([sli] recorded)"
     name, m = sli.recorded_name, _matchers(selector)
     series = sli.recorded_series(m)
-    seconds = window_seconds(start, end)
-    resolution = max(60.0, math.ceil(seconds / 720 / 60) * 60)
-    first = over_window(client, lambda rng: f"min_over_time(timestamp(sum({series}))[{rng}:"
-                                            f"{format_duration(resolution)}])", start, end, "min")
+    t_first, resolution = _first_sample(client, series, start, end)
     last = client.query(f"max(timestamp({series}))", utc(end))
-    if first.empty or last.empty:
+    if t_first is None or last.empty:
         return f"{series} has no samples in the window: the rules are not loaded on this server, or not for this scope"
-    t_first, t_last = (pd.Timestamp(float(f["value"].iloc[0]), unit="s", tz="UTC") for f in (first, last))
+    t_last = pd.Timestamp(float(last["value"].iloc[0]), unit="s", tz="UTC")
     if t_last < pd.Timestamp(utc(end)) - pd.Timedelta(seconds=150):
         return f"{name} was last evaluated at {t_last:%Y-%m-%dT%H:%M:%SZ}, before the window's end"
     per_10m = client.query(f"max(count_over_time({series}[10m]))", utc(end))
@@ -151,16 +148,23 @@ def first_seen(client: PrometheusClient, start: datetime, end: datetime, *, sli:
     A budget "over the last 30 days" of a service monitored for a week covers a week; this says so.
     One instant query: a subquery of the summed series' timestamps, never the raw series.
     """
-    seconds = window_seconds(start, end)
-    resolution = format_duration(max(60.0, math.ceil(seconds / 720 / 60) * 60))
     # The recorded series where the proof found it covering (one per version, not one per raw counter).
     series = sli.recorded_series(_matchers(selector)) if sli.recorded and sli.covered else sli.selector(
         _matchers(selector))
-    frame = over_window(client, lambda rng: f"min_over_time(timestamp(sum({series}))[{rng}:{resolution}])",
-                        start, end, "min")
+    first, _ = _first_sample(client, series, start, end)
+    return None if first is None else first.to_pydatetime()
+
+
+def _first_sample(client: PrometheusClient, series: str, start: datetime, end: datetime) -> tuple[
+        pd.Timestamp | None, float]:
+    """When ``series`` (summed) first has a sample in [start, end], to the resolution returned with it
+    (about 1/720 of the window, whole minutes): a subquery of its timestamps, in pieces if refused."""
+    resolution = max(60.0, math.ceil(window_seconds(start, end) / 720 / 60) * 60)
+    frame = over_window(client, lambda rng: f"min_over_time(timestamp(sum({series}))[{rng}:"
+                                            f"{format_duration(resolution)}])", start, end, "min")
     if frame.empty or not math.isfinite(float(frame["value"].iloc[0])):
-        return None
-    return pd.Timestamp(float(frame["value"].iloc[0]), unit="s", tz="UTC").to_pydatetime()
+        return None, resolution
+    return pd.Timestamp(float(frame["value"].iloc[0]), unit="s", tz="UTC"), resolution
 
 
 def ratio_query(*, sli: Sli = SEED, selector: Selector = None, version: str | None = None, by: Sequence[str] = (),

@@ -112,13 +112,12 @@ def _page(chromium: Any, base: str, timeout_s: float) -> Any:
     # The client has already verified the server against this CA (check_tls); Chromium cannot take a CA file.
     if urlsplit(base).scheme == "https" and any(os.environ.get(v) for v in CA_VARIABLES):
         options["ignore_https_errors"] = True
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
     cert, key = os.environ.get(CERT_VARIABLE), os.environ.get(KEY_VARIABLE)
     if cert:
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
         options["client_certificates"] = [{"origin": origin, "certPath": cert, **({"keyPath": key} if key else {})}]
     context = chromium.new_context(**options)
     context.set_default_timeout(timeout_s * 1000)
-    origin = "{0.scheme}://{0.netloc}".format(urlsplit(base))
 
     def route(r: Any) -> None:
         if r.request.url.startswith(origin + "/"):

@@ -87,7 +87,7 @@ class EmbeddedPrometheus:
         self.extra_data = [Path(f) for f in extra_data]
         self.extra_args = tuple(extra_args)
         self.config = Path(config)
-        rules = self.config.parent / "sli_recording.yml"
+        rules = self.config.parent / paths.SLI_RECORDING_YML.name
         wanted = recorded if recorded is not None else self.data_file == default_data_file()
         self.recording_rules = rules if wanted and rules.is_file() else None
         self.alertmanager = alertmanager
@@ -167,12 +167,9 @@ class EmbeddedPrometheus:
             deadline = time.monotonic() + READY_TIMEOUT_S
             data = self._tmp / "data"
             data.mkdir()
-            # Prometheus compacts and deletes blocks in its data directory: serve a copy.
-            for block in block_dirs(self._blocks):
-                shutil.copytree(block, data / block.name)
+            _copy_blocks(self._blocks, data)
             for extra in self.extra_data:
-                for block in block_dirs(backfill(extra, cache_dir=self.cache_dir)):
-                    shutil.copytree(block, data / block.name)
+                _copy_blocks(backfill(extra, cache_dir=self.cache_dir), data)
             if self._alertmanager is not None:
                 self._alertmanager = self._ready(self._alertmanager, alertmanager, deadline)
             am = self._alertmanager
@@ -180,8 +177,8 @@ class EmbeddedPrometheus:
             config = self._tmp / "prometheus.yml"
             self._write_config(config, am_target)
             rules = self.recording_rules and recorded.cached(self._blocks, self.recording_rules)
-            for block in block_dirs(rules) if rules else []:
-                shutil.copytree(block, data / block.name)
+            if rules:
+                _copy_blocks(rules, data)
             self._prometheus = self._ready(self._launch_prometheus(prometheus, config),
                                            prometheus, deadline, config=config)
             if self.recording_rules and not rules:  # first time: evaluate them over the history, then restart
@@ -192,8 +189,7 @@ class EmbeddedPrometheus:
                     warnings.warn(str(exc), stacklevel=2)
                     return self
                 terminate(self._prometheus)
-                for block in block_dirs(rules):
-                    shutil.copytree(block, data / block.name)
+                _copy_blocks(rules, data)
                 self._prometheus = self._ready(self._launch_prometheus(prometheus, config), prometheus,
                                                time.monotonic() + READY_TIMEOUT_S, config=config)
         except BaseException:
@@ -291,6 +287,12 @@ class EmbeddedPrometheus:
         if (_sigterm_holders == 0 and threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGTERM) is _raise_system_exit):
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _copy_blocks(cached: Path, data: Path) -> None:
+    """Serve a copy of the cached blocks: Prometheus compacts and deletes blocks in its data directory."""
+    for block in block_dirs(cached):
+        shutil.copytree(block, data / block.name)
 
 
 def _raise_system_exit(signum: int, frame: FrameType | None) -> None:
